@@ -1,0 +1,3 @@
+from keyrot.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""Translation of botocore failures into keyrot errors, done once at the service boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore import exceptions as boto_errors
+
+from keyrot.errors import (
+    AwsRequestError,
+    CredentialsError,
+    InvalidInputError,
+    KeyrotError,
+    NotFoundError,
+    SafetyRefusal,
+)
+
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "AuthFailure",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+    }
+)
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+INVALID_INPUT_CODES = frozenset({"ValidationError", "InvalidInput", "MalformedInput"})
+
+CREDENTIALS_HINT = (
+    "check --profile, AWS_PROFILE and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+)
+ROOT_USER_HINT = (
+    "the account root has no IAM user name: root access keys are managed by signing with root "
+    "credentials and leaving out --user"
+)
+
+
+@contextmanager
+def translated(action: str, *, user_name: str | None = None) -> Iterator[None]:
+    """Run the block, re-raising any botocore failure as the KeyrotError for its exit status.
+
+    action names what was being done, such as "list access keys of user Bob", and starts every
+    message.
+    """
+    try:
+        yield
+    except boto_errors.ClientError as error:
+        raise _from_client_error(action, error, user_name) from None
+    except boto_errors.BotoCoreError as error:
+        raise _from_botocore_error(action, error) from None
+
+
+def _from_client_error(
+    action: str, error: boto_errors.ClientError, user_name: str | None
+) -> KeyrotError:
+    details = error.response.get("Error", {})
+    code = str(details.get("Code", "Unknown"))
+    aws_message = str(details.get("Message") or code).rstrip(".")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    retries = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+    summary = f"{action} failed: {aws_message} ({code})"
+
+    if code == "NoSuchEntity":
+        if user_name is not None and user_name.lower() == "root":
+            return NotFoundError(f"{summary}; {ROOT_USER_HINT}")
+        return NotFoundError(summary)
+    if code in EXPIRED_CODES:
+        return CredentialsError(
+            f"{summary}; the session token has expired: refresh it (for example with "
+            "`aws sso login` or a new `aws sts get-session-token`) and run keyrot again"
+        )
+    if code in CREDENTIAL_CODES:
+        return CredentialsError(f"{summary}; the credentials were rejected: {CREDENTIALS_HINT}")
+    if code in ACCESS_DENIED_CODES:
+        return CredentialsError(f"{summary}; the caller lacks the IAM permission for this")
+    if code in THROTTLING_CODES:
+        return AwsRequestError(
+            f"{summary} after {retries + 1} attempts; AWS is throttling requests, try again "
+            "later or raise AWS_MAX_ATTEMPTS"
+        )
+    if code == "LimitExceeded":
+        return SafetyRefusal(summary)
+    if code in INVALID_INPUT_CODES:
+        return InvalidInputError(summary)
+    if isinstance(status, int) and status >= 500:
+        return AwsRequestError(f"{summary}; the service returned HTTP {status}, try again later")
+    return AwsRequestError(summary)
+
+
+def _from_botocore_error(action: str, error: boto_errors.BotoCoreError) -> KeyrotError:
+    summary = f"{action} failed: {error}"
+
+    if isinstance(error, boto_errors.ProfileNotFound):
+        return NotFoundError(
+            f"{summary}; list the profiles with `aws configure list-profiles` or check "
+            "AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE"
+        )
+    if isinstance(error, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
+        return CredentialsError(f"{summary}; {CREDENTIALS_HINT}")
+    if isinstance(error, boto_errors.CredentialRetrievalError | boto_errors.TokenRetrievalError):
+        return CredentialsError(summary)
+    if isinstance(error, boto_errors.SSOError):
+        return CredentialsError(f"{summary}; run `aws sso login` and try again")
+    if isinstance(error, boto_errors.ConfigParseError):
+        return InvalidInputError(f"{summary}; fix the file's syntax and try again")
+    if isinstance(error, boto_errors.ParamValidationError | boto_errors.NoRegionError):
+        return InvalidInputError(summary)
+    if isinstance(error, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):
+        return AwsRequestError(f"{summary}; the endpoint did not answer in time")
+    if isinstance(error, boto_errors.EndpointConnectionError | boto_errors.ConnectionClosedError):
+        return AwsRequestError(f"{summary}; check --endpoint-url and the network")
+    return AwsRequestError(summary)

@@ -1,0 +1,85 @@
+"""The keyrot click group, its lazy command table and the one handler for errors and exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from keyrot import __version__
+from keyrot.errors import EXIT_INTERRUPTED, KeyrotError
+
+# Command name to "module:attribute". Modules load only when their command runs or its help is
+# shown, which keeps `keyrot --help` and TAB completion fast.
+COMMANDS: dict[str, str] = {
+    "list": "keyrot.commands.status:list_keys",
+    "activate": "keyrot.commands.status:activate",
+    "deactivate": "keyrot.commands.status:deactivate",
+}
+
+
+class KeyrotGroup(click.Group):
+    """The top-level group: imports each command's module on first use, and maps every expected
+    failure to a one-line message and its documented exit status."""
+
+    def main(  # type: ignore[override]
+        self, args: list[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> NoReturn:
+        extra.pop("standalone_mode", None)
+        try:
+            result = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except KeyrotError as error:
+            _fail(error.message, error.details, error.exit_code)
+        except click.UsageError as error:
+            hint = f"; see '{error.ctx.command_path} --help'" if error.ctx is not None else ""
+            _fail(f"{error.format_message().rstrip('.')}{hint}", [], error.exit_code)
+        except click.ClickException as error:
+            _fail(error.format_message(), [], error.exit_code)
+        except (KeyboardInterrupt, click.Abort):
+            _fail("interrupted", [], EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader of stdout went away, as with `keyrot list | head -1`; say nothing more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*COMMANDS, *super().list_commands(ctx)])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=KeyrotGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="keyrot")
+@click.pass_context
+def keyrot(ctx: click.Context) -> None:
+    """Deactivate, activate and rotate AWS IAM access keys without locking yourself out.
+
+    Credentials, profiles, regions and endpoints resolve as they do for boto3 and the AWS CLI.
+    Results go to stdout; messages, warnings and logs go to stderr.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def main() -> None:
+    """Run keyrot as the console script does."""
+    keyrot.main(prog_name="keyrot")
+
+
+def _fail(message: str, details: list[str], exit_code: int) -> NoReturn:
+    click.echo(f"keyrot: error: {message}", err=True)
+    for line in details:
+        click.echo(f"  {line}", err=True)
+    sys.exit(exit_code)

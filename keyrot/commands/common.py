@@ -1,0 +1,183 @@
+"""Options shared by every command, and the typed settings they produce."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+import click
+
+from keyrot.completion import complete_profiles
+from keyrot.errors import InvalidInputError
+from keyrot.validation import check_access_key_id, check_user_name
+
+if TYPE_CHECKING:
+    from keyrot.iam import ConnectionSettings, IamService
+    from keyrot.render import Output
+
+OutputFormat = Literal["table", "json", "text"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("table", "json", "text")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """The parsed values of the options every command accepts."""
+
+    profile: str | None
+    region: str | None
+    endpoint_url: str | None
+    timeout: float
+    output: OutputFormat
+    color: bool
+    verbose: bool
+    quiet: bool
+    dry_run: bool
+    assume_yes: bool
+
+    def connection(self) -> ConnectionSettings:
+        from keyrot.iam import ConnectionSettings
+
+        return ConnectionSettings(
+            profile=self.profile,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            timeout=self.timeout,
+            log_api_calls=self.verbose,
+        )
+
+    def connect(self) -> IamService:
+        """Set up logging and open the IAM service for these options."""
+        from keyrot.iam import connect
+
+        configure_logging(verbose=self.verbose)
+        return connect(self.connection())
+
+    def writer(self) -> Output:
+        from keyrot.render import Output
+
+        return Output(fmt=self.output, color=self.color, quiet=self.quiet)
+
+    def confirmer(self) -> Callable[[str], bool] | None:
+        """Return a yes/no prompt on stderr, or None when there is no terminal to ask on."""
+        if not sys.stdin.isatty():
+            return None
+        return functools.partial(click.confirm, default=False, err=True)
+
+
+def configure_logging(*, verbose: bool) -> None:
+    """Send keyrot's own log records to stderr; botocore's stay quiet because they hold bodies."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("keyrot: %(message)s"))
+    package_logger = logging.getLogger("keyrot")
+    package_logger.handlers[:] = [handler]
+    package_logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    package_logger.propagate = False
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def common_options(command: F) -> F:
+    """Add the shared AWS and output options, passed to the command as `options`."""
+
+    @click.option("--profile", metavar="NAME", shell_complete=complete_profiles,
+                  help="Named profile from the AWS config and credentials files "
+                  "[default: AWS_PROFILE, or the default profile].")
+    @click.option("--region", metavar="REGION",
+                  help="AWS region; IAM is global, the region picks the partition "
+                  "(aws, aws-cn, aws-us-gov) [default: AWS_REGION or the profile's region].")
+    @click.option("--endpoint-url", metavar="URL",
+                  help="Send IAM and STS requests to this URL, such as a local test endpoint "
+                  "[default: AWS_ENDPOINT_URL_IAM, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL].")
+    @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+                  metavar="SECONDS", help="Seconds to wait to connect and for each response.")
+    @click.option("--output", "output_format", type=click.Choice(OUTPUT_FORMATS),
+                  default="table", show_default=True,
+                  help="Result format on stdout: rich tables, one JSON document, or "
+                  "tab-separated lines.")
+    @click.option("--no-color", is_flag=True, help="Print no colour (also set by NO_COLOR).")
+    @click.option("-v", "--verbose", is_flag=True,
+                  help="Log each API call, retry and wait to stderr, with request IDs.")
+    @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and results.")
+    @click.option("--dry-run", is_flag=True, help="Show the plan and the tables; change nothing.")
+    @click.option("-y", "--yes", "assume_yes", is_flag=True,
+                  help="Answer yes to confirmation prompts (safety refusals still need --force).")
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        profile: str | None,
+        region: str | None,
+        endpoint_url: str | None,
+        timeout: float,
+        output_format: OutputFormat,
+        no_color: bool,
+        verbose: bool,
+        quiet: bool,
+        dry_run: bool,
+        assume_yes: bool,
+        **kwargs: Any,
+    ) -> Any:
+        if verbose and quiet:
+            raise InvalidInputError("--verbose and --quiet cannot be used together; pick one")
+        options = CommonOptions(
+            profile=profile,
+            region=region,
+            endpoint_url=endpoint_url,
+            timeout=timeout,
+            output=output_format,
+            color=not no_color and not os.environ.get("NO_COLOR"),
+            verbose=verbose,
+            quiet=quiet,
+            dry_run=dry_run,
+            assume_yes=assume_yes,
+        )
+        return command(*args, options=options, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def user_option(command: F) -> F:
+    return click.option(
+        "--user",
+        "user_name",
+        metavar="NAME",
+        callback=_user_name_callback,
+        help="IAM user name whose keys to act on [default: the user that signs the request].",
+    )(command)
+
+
+def key_ids_argument(*, required: bool) -> Callable[[F], F]:
+    return click.argument(
+        "key_ids",
+        metavar="ACCESS_KEY_ID..." if required else "[ACCESS_KEY_ID]...",
+        nargs=-1,
+        required=required,
+        callback=_key_ids_callback,
+    )
+
+
+def _user_name_callback(
+    _context: click.Context, _parameter: click.Parameter, value: str | None
+) -> str | None:
+    if value is None:
+        return None
+    return _checked(check_user_name, value)
+
+
+def _key_ids_callback(
+    _context: click.Context, _parameter: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    checked = tuple(_checked(check_access_key_id, value) for value in values)
+    return tuple(dict.fromkeys(checked))
+
+
+def _checked(check: Callable[[str], str], value: str) -> str:
+    try:
+        return check(value)
+    except InvalidInputError as error:
+        raise click.BadParameter(error.message) from None

@@ -1,0 +1,222 @@
+"""The IAM and STS service layer: typed records in, typed records out.
+
+Credentials, region, endpoints and retries resolve the way boto3 resolves them. Every botocore
+failure is translated into a keyrot error here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError
+
+from keyrot import __version__
+from keyrot.api_logging import ApiCallLogger
+from keyrot.aws_errors import translated
+from keyrot.errors import CredentialsError
+from keyrot.models import AccessKey, Identity, LastUse, NewAccessKey
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
+
+logger = logging.getLogger(__name__)
+
+# IAM is a global service, but the region still picks the partition (aws, aws-cn, aws-us-gov).
+FALLBACK_REGION = "us-east-1"
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach AWS: the options every command shares, before boto3's own resolution."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    log_api_calls: bool = False
+
+
+@dataclass(frozen=True)
+class SigningCredentials:
+    """Where the signing key came from; never holds the secret."""
+
+    access_key_id: str
+    is_temporary: bool
+    method: str
+
+
+class IamService:
+    """IAM and STS calls for one set of credentials."""
+
+    def __init__(self, session: boto3.Session, settings: ConnectionSettings) -> None:
+        self._session = session
+        self._settings = settings
+        self._region = settings.region or session.region_name or FALLBACK_REGION
+        self._iam: IAMClient = self._client("iam")
+        self._sts: STSClient = self._client("sts")
+        self._caller: Identity | None = None
+
+    def _client(self, service: str) -> Any:
+        config = Config(
+            connect_timeout=self._settings.timeout,
+            read_timeout=self._settings.timeout,
+            retries=_retry_settings(self._session),
+            user_agent_extra=f"keyrot/{__version__}",
+        )
+        with translated(f"set up the {service.upper()} client"):
+            client = self._session.client(
+                service,  # type: ignore[call-overload]
+                region_name=self._region,
+                endpoint_url=self._settings.endpoint_url,
+                config=config,
+            )
+        if self._settings.log_api_calls:
+            ApiCallLogger().register(client.meta.events)
+        return client
+
+    def signed_with(self, access_key_id: str, secret_access_key: str) -> IamService:
+        """Return a service for the same endpoint and region that signs with another key."""
+        session = boto3.Session(
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            region_name=self._region,
+        )
+        return IamService(session, self._settings)
+
+    def signing_credentials(self) -> SigningCredentials:
+        """Return the key that signs requests and where botocore found it."""
+        with translated("load AWS credentials"):
+            credentials = self._session.get_credentials()
+            frozen = credentials.get_frozen_credentials() if credentials else None
+        if credentials is None or frozen is None or not frozen.access_key:
+            raise CredentialsError(
+                "no AWS credentials found; set --profile or AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        return SigningCredentials(
+            access_key_id=frozen.access_key,
+            is_temporary=bool(frozen.token),
+            method=str(getattr(credentials, "method", "unknown")),
+        )
+
+    def caller(self) -> Identity:
+        """Return the identity that signs requests, asking STS once per service."""
+        if self._caller is None:
+            with translated("identify the caller with STS GetCallerIdentity"):
+                response = self._sts.get_caller_identity()
+            self._caller = Identity.from_arn(response["Account"], response["Arn"])
+        return self._caller
+
+    def list_keys(self, user_name: str | None) -> list[AccessKey]:
+        """List a user's access keys; None lists the caller's own (the root's, for root)."""
+        with translated(f"list access keys of {_whose(user_name)}", user_name=user_name):
+            return list(self._iter_keys(user_name))
+
+    def _iter_keys(self, user_name: str | None) -> Iterator[AccessKey]:
+        paginator = self._iam.get_paginator("list_access_keys")
+        pages = paginator.paginate(**_user_param(user_name))
+        for page in pages:
+            for item in page["AccessKeyMetadata"]:
+                yield AccessKey(
+                    user_name=item.get("UserName", user_name or ""),
+                    access_key_id=item["AccessKeyId"],
+                    status=item["Status"],
+                    create_date=item["CreateDate"],
+                )
+
+    def last_use(self, access_key_id: str) -> LastUse:
+        """Return when, where and with which service a key was last used."""
+        with translated(f"read the last use of access key {access_key_id}"):
+            response = self._iam.get_access_key_last_used(AccessKeyId=access_key_id)
+        used = response.get("AccessKeyLastUsed", {})
+        service = used.get("ServiceName")
+        region = used.get("Region")
+        return LastUse(
+            date=used.get("LastUsedDate"),
+            service=None if service in (None, "N/A") else service,
+            region=None if region in (None, "N/A") else region,
+        )
+
+    def with_last_use(self, keys: list[AccessKey]) -> list[AccessKey]:
+        return [key.with_last_use(self.last_use(key.access_key_id)) for key in keys]
+
+    def set_status(self, user_name: str | None, access_key_id: str, status: str) -> None:
+        """Set a key to Active or Inactive."""
+        action = f"set access key {access_key_id} of {_whose(user_name)} to {status}"
+        with translated(action, user_name=user_name):
+            self._iam.update_access_key(
+                AccessKeyId=access_key_id,
+                Status=status,  # type: ignore[arg-type]
+                **_user_param(user_name),
+            )
+
+    def create_key(self, user_name: str | None) -> NewAccessKey:
+        """Create an access key; the caller must store the secret before doing anything else."""
+        with translated(f"create an access key for {_whose(user_name)}", user_name=user_name):
+            created = self._iam.create_access_key(**_user_param(user_name))["AccessKey"]
+        key = AccessKey(
+            user_name=created["UserName"],
+            access_key_id=created["AccessKeyId"],
+            status=created["Status"],
+            create_date=created["CreateDate"],
+        )
+        return NewAccessKey(key=key, secret_access_key=created["SecretAccessKey"])
+
+    def delete_key(self, user_name: str | None, access_key_id: str) -> None:
+        action = f"delete access key {access_key_id} of {_whose(user_name)}"
+        with translated(action, user_name=user_name):
+            self._iam.delete_access_key(AccessKeyId=access_key_id, **_user_param(user_name))
+
+    @property
+    def iam_client(self) -> IAMClient:
+        """The IAM client, for service modules that add calls of their own."""
+        return self._iam
+
+    @property
+    def sts_client(self) -> STSClient:
+        return self._sts
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        return self._settings
+
+
+def connect(settings: ConnectionSettings) -> IamService:
+    """Open a service for the profile, region and endpoint in settings."""
+    with translated(f"load the AWS profile {settings.profile!r}"):
+        session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
+    return IamService(session, settings)
+
+
+def _retry_settings(session: boto3.Session) -> dict[str, Any]:
+    # Standard mode retries throttling and 5xx with capped exponential backoff. A retry mode or
+    # attempt count the user configured (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, or the profile's
+    # retry_mode and max_attempts) takes precedence, as it does in boto3.
+    configured = os.environ.get("AWS_RETRY_MODE") or _profile_setting(session, "retry_mode")
+    return {"mode": configured or "standard"}
+
+
+def _profile_setting(session: boto3.Session, name: str) -> str | None:
+    try:
+        value = session._session.get_scoped_config().get(name)
+    except BotoCoreError:
+        # A broken profile is reported with a full message by the first API call.
+        return None
+    return str(value) if value else None
+
+
+def _user_param(user_name: str | None) -> dict[str, str]:
+    # Without UserName, IAM acts on the user that signs the request (the root, for root keys).
+    return {} if user_name is None else {"UserName": user_name}
+
+
+def _whose(user_name: str | None) -> str:
+    return "the caller" if user_name is None else f"user {user_name}"

@@ -1,0 +1,40 @@
+"""Checks on user input, made before any request is sent.
+
+The patterns are IAM's own: an access key ID is 16 to 128 word characters, and a user name is
+1 to 64 characters of ASCII letters, digits and ``+=,.@_-``. IAM's ``\\w`` is ASCII-only, so these
+patterns are too.
+"""
+
+from __future__ import annotations
+
+import re
+
+from keyrot.errors import InvalidInputError
+
+ACCESS_KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{16,128}")
+USER_NAME_PATTERN = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+
+
+def check_access_key_id(value: str) -> str:
+    """Return value unchanged if it is a well-formed access key ID; raise InvalidInputError if not."""
+    if ACCESS_KEY_ID_PATTERN.fullmatch(value):
+        return value
+
+    raise InvalidInputError(
+        f"invalid access key ID {value!r}: an access key ID is 16 to 128 ASCII letters, digits "
+        "or underscores, such as AKIAIOSFODNN7EXAMPLE"
+    )
+
+
+def check_user_name(value: str) -> str:
+    """Return value unchanged if it is a valid IAM user name; raise InvalidInputError if not."""
+    if USER_NAME_PATTERN.fullmatch(value):
+        return value
+
+    hint = ""
+    if "/" in value:
+        hint = f" (for the ARN path /{value.rsplit('/', 1)[0]}/, pass only the name after it)"
+    raise InvalidInputError(
+        f"invalid user name {value!r}: a user name has no path and allows only ASCII letters, "
+        f"digits and +=,.@_-, at most 64 characters{hint}"
+    )
