@@ -36,7 +36,8 @@ class ApiCallLogger:
         if failed_at is None:
             logger.info("%s: sending (%s)", operation, attempt)
         else:
-            logger.info("%s: retrying (%s) after waiting %.2f s", operation, attempt, now - failed_at)
+            waited = now - failed_at
+            logger.info("%s: retrying (%s) after waiting %.2f s", operation, attempt, waited)
 
     def after_attempt(
         self,
@@ -54,7 +55,9 @@ class ApiCallLogger:
 
         if caught_exception is not None:
             self._failed_at[invocation] = time.monotonic()
-            logger.info("%s: no response after %.0f ms: %s", operation, elapsed_ms, caught_exception)
+            logger.info(
+                "%s: no response after %.0f ms: %s", operation, elapsed_ms, caught_exception
+            )
             return
         if response is None:
             return

@@ -68,7 +68,7 @@ class IamService:
         config = Config(
             connect_timeout=self._settings.timeout,
             read_timeout=self._settings.timeout,
-            retries=_retry_settings(self._session),
+            retries=_retry_settings(self._session),  # type: ignore[arg-type]
             user_agent_extra=f"keyrot/{__version__}",
         )
         with translated(f"set up the {service.upper()} client"):
@@ -122,7 +122,7 @@ class IamService:
 
     def _iter_keys(self, user_name: str | None) -> Iterator[AccessKey]:
         paginator = self._iam.get_paginator("list_access_keys")
-        pages = paginator.paginate(**_user_param(user_name))
+        pages = paginator.paginate(**_user_param(user_name))  # type: ignore[arg-type]
         for page in pages:
             for item in page["AccessKeyMetadata"]:
                 yield AccessKey(

@@ -97,7 +97,9 @@ def resolve_subject(service: IamService, user_name: str | None) -> Subject:
     return Subject(user_name=None, caller=service.caller())
 
 
-def change_status(service: IamService, request: StatusChange, confirm: Confirm | None) -> StatusReport:
+def change_status(
+    service: IamService, request: StatusChange, confirm: Confirm | None
+) -> StatusReport:
     """Set the requested keys to request.status, skipping keys that already have it.
 
     Deactivating the key that signs the requests locks the caller out, so it needs request.force

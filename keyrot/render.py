@@ -55,7 +55,8 @@ class Output:
 
     def text_lines(self, rows: Sequence[Sequence[str | None]]) -> None:
         for row in rows:
-            sys.stdout.write("\t".join(MISSING if cell in (None, "") else str(cell) for cell in row))
+            cells = [MISSING if cell in (None, "") else str(cell) for cell in row]
+            sys.stdout.write("\t".join(cells))
             sys.stdout.write("\n")
         sys.stdout.flush()
 

@@ -16,7 +16,7 @@ USER_NAME_PATTERN = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 
 
 def check_access_key_id(value: str) -> str:
-    """Return value unchanged if it is a well-formed access key ID; raise InvalidInputError if not."""
+    """Return value if it is a well-formed access key ID, else raise InvalidInputError."""
     if ACCESS_KEY_ID_PATTERN.fullmatch(value):
         return value
 
@@ -27,7 +27,7 @@ def check_access_key_id(value: str) -> str:
 
 
 def check_user_name(value: str) -> str:
-    """Return value unchanged if it is a valid IAM user name; raise InvalidInputError if not."""
+    """Return value if it is a valid IAM user name, else raise InvalidInputError."""
     if USER_NAME_PATTERN.fullmatch(value):
         return value
 

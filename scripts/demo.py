@@ -1,8 +1,9 @@
 """Run keyrot against a local IAM endpoint that this script starts: no AWS account needed.
 
 The script starts a moto server on 127.0.0.1 (a free port), creates user Bob with two access keys,
-runs `keyrot deactivate` and then `keyrot activate` on one of them, and stops the server. keyrot runs
-with made-up credentials and AWS config files in a temporary folder, so nothing in ~/.aws is read.
+runs `keyrot deactivate` and then `keyrot activate` on one of them, and stops the server. keyrot
+runs with made-up credentials and AWS config files in a temporary folder, so nothing in ~/.aws is
+read.
 """
 
 from __future__ import annotations
