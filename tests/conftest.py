@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from click.testing import CliRunner, Result
+from http_proxy import FaultProxy
 
 from keyrot.cli import keyrot
 
@@ -144,3 +145,11 @@ def sign_as(monkeypatch: pytest.MonkeyPatch, key: SeededKey) -> None:
 def run(*arguments: str, input: str | None = None) -> Result:
     """Run keyrot in-process as a user would type it, stdout and stderr kept apart."""
     return CliRunner().invoke(keyrot, list(arguments), input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def proxy(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of moto, with keyrot's endpoint pointed at it."""
+    with FaultProxy(moto_server.url) as running:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", running.url)
+        yield running
