@@ -34,6 +34,12 @@ THROTTLING_CODES = frozenset(
 )
 INVALID_INPUT_CODES = frozenset({"ValidationError", "InvalidInput", "MalformedInput"})
 
+INPUT_ERRORS = (
+    boto_errors.ParamValidationError,
+    boto_errors.NoRegionError,
+    boto_errors.InvalidRegionError,
+)
+
 CREDENTIALS_HINT = (
     "check --profile, AWS_PROFILE and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
 )
@@ -111,7 +117,7 @@ def _from_botocore_error(action: str, error: boto_errors.BotoCoreError) -> Keyro
         return CredentialsError(f"{summary}; run `aws sso login` and try again")
     if isinstance(error, boto_errors.ConfigParseError):
         return InvalidInputError(f"{summary}; fix the file's syntax and try again")
-    if isinstance(error, boto_errors.ParamValidationError | boto_errors.NoRegionError):
+    if isinstance(error, INPUT_ERRORS):
         return InvalidInputError(summary)
     if isinstance(error, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):
         return AwsRequestError(f"{summary}; the endpoint did not answer in time")

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError
 from keyrot import __version__
 from keyrot.api_logging import ApiCallLogger
 from keyrot.aws_errors import translated
-from keyrot.errors import CredentialsError
+from keyrot.errors import CredentialsError, InvalidInputError
 from keyrot.models import AccessKey, Identity, LastUse, NewAccessKey
 
 if TYPE_CHECKING:
@@ -72,12 +72,20 @@ class IamService:
             user_agent_extra=f"keyrot/{__version__}",
         )
         with translated(f"set up the {service.upper()} client"):
-            client = self._session.client(
-                service,  # type: ignore[call-overload]
-                region_name=self._region,
-                endpoint_url=self._settings.endpoint_url,
-                config=config,
-            )
+            try:
+                client = self._session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=self._region,
+                    endpoint_url=self._settings.endpoint_url,
+                    config=config,
+                )
+            except ValueError as error:
+                # botocore raises a plain ValueError for an endpoint URL it cannot use, such as
+                # a malformed AWS_ENDPOINT_URL.
+                raise InvalidInputError(
+                    f"set up the {service.upper()} client failed: {error}; check --endpoint-url "
+                    "and the AWS_ENDPOINT_URL variables"
+                ) from None
         if self._settings.log_api_calls:
             ApiCallLogger().register(client.meta.events)
         return client

@@ -14,7 +14,12 @@ import click
 
 from keyrot.completion import complete_profiles
 from keyrot.errors import InvalidInputError
-from keyrot.validation import check_access_key_id, check_user_name
+from keyrot.validation import (
+    check_access_key_id,
+    check_endpoint_url,
+    check_region,
+    check_user_name,
+)
 
 if TYPE_CHECKING:
     from keyrot.iam import ConnectionSettings, IamService
@@ -88,10 +93,10 @@ def common_options(command: F) -> F:
     @click.option("--profile", metavar="NAME", shell_complete=complete_profiles,
                   help="Named profile from the AWS config and credentials files "
                   "[default: AWS_PROFILE, or the default profile].")
-    @click.option("--region", metavar="REGION",
+    @click.option("--region", metavar="REGION", callback=_option_checker(check_region),
                   help="AWS region; IAM is global, the region picks the partition "
                   "(aws, aws-cn, aws-us-gov) [default: AWS_REGION or the profile's region].")
-    @click.option("--endpoint-url", metavar="URL",
+    @click.option("--endpoint-url", metavar="URL", callback=_option_checker(check_endpoint_url),
                   help="Send IAM and STS requests to this URL, such as a local test endpoint "
                   "[default: AWS_ENDPOINT_URL_IAM, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL].")
     @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
@@ -161,12 +166,18 @@ def key_ids_argument(*, required: bool) -> Callable[[F], F]:
     )
 
 
-def _user_name_callback(
-    _context: click.Context, _parameter: click.Parameter, value: str | None
-) -> str | None:
-    if value is None:
-        return None
-    return _checked(check_user_name, value)
+def _option_checker(check: Callable[[str], str]) -> Callable[..., str | None]:
+    """Wrap a validation function as a click callback that passes None through."""
+
+    def callback(
+        _context: click.Context, _parameter: click.Parameter, value: str | None
+    ) -> str | None:
+        return None if value is None else _checked(check, value)
+
+    return callback
+
+
+_user_name_callback = _option_checker(check_user_name)
 
 
 def _key_ids_callback(
