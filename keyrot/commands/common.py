@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import click
 
-from keyrot.completion import complete_profiles
+from keyrot.completion import complete_access_key_ids, complete_profiles
 from keyrot.errors import InvalidInputError
 from keyrot.validation import (
     check_access_key_id,
@@ -163,6 +163,7 @@ def key_ids_argument(*, required: bool) -> Callable[[F], F]:
         nargs=-1,
         required=required,
         callback=_key_ids_callback,
+        shell_complete=complete_access_key_ids,
     )
 
 
