@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import configparser
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import CompletionItem
 
 from keyrot.validation import ACCESS_KEY_ID_PATTERN
+
+if TYPE_CHECKING:
+    from configparser import RawConfigParser, SectionProxy
 
 CONFIG_PROFILE_PREFIX = "profile "
 
@@ -93,9 +96,7 @@ def _config_profile_name(section: str) -> str | None:
     return None
 
 
-def _profiles(
-    parser: configparser.RawConfigParser, *, in_config: bool
-) -> list[tuple[str, configparser.SectionProxy]]:
+def _profiles(parser: RawConfigParser, *, in_config: bool) -> list[tuple[str, SectionProxy]]:
     profiles = []
     for section in parser.sections():
         name = _config_profile_name(section) if in_config else section
@@ -104,7 +105,7 @@ def _profiles(
     return profiles
 
 
-def _section_key(profile: str, section: configparser.SectionProxy) -> list[ProfileKey]:
+def _section_key(profile: str, section: SectionProxy) -> list[ProfileKey]:
     # RawConfigParser lowercases option names, so AWS_ACCESS_KEY_ID matches too.
     value = (section.get("aws_access_key_id") or "").strip()
     if not ACCESS_KEY_ID_PATTERN.fullmatch(value):
@@ -112,7 +113,10 @@ def _section_key(profile: str, section: configparser.SectionProxy) -> list[Profi
     return [ProfileKey(profile=profile, access_key_id=value)]
 
 
-def _read(path: Path) -> configparser.RawConfigParser:
+def _read(path: Path) -> RawConfigParser:
+    # Imported here because every command imports this module, and most never complete a profile.
+    import configparser
+
     parser = configparser.RawConfigParser(strict=False, interpolation=None)
     try:
         parser.read(path, encoding="utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -78,6 +77,9 @@ class CommonOptions:
 
 def configure_logging(*, verbose: bool) -> None:
     """Send keyrot's own log records to stderr; botocore's stay quiet because they hold bodies."""
+    # Imported here so a TAB press, which never logs, does not pay for the logging module.
+    import logging
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("keyrot: %(message)s"))
     package_logger = logging.getLogger("keyrot")
