@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ class ConnectionSettings:
     endpoint_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     log_api_calls: bool = False
+    # The retry mode used unless the user configured one; bulk runs pass "adaptive".
+    default_retry_mode: str = "standard"
 
 
 @dataclass(frozen=True)
@@ -61,14 +64,16 @@ class IamService:
         self._settings = settings
         self._region = settings.region or session.region_name or FALLBACK_REGION
         self._iam: IAMClient = self._client("iam")
-        self._sts: STSClient = self._client("sts")
+        self._sts: STSClient | None = None
         self._caller: Identity | None = None
 
     def _client(self, service: str) -> Any:
         config = Config(
             connect_timeout=self._settings.timeout,
             read_timeout=self._settings.timeout,
-            retries=_retry_settings(self._session),  # type: ignore[arg-type]
+            retries=_retry_settings(  # type: ignore[arg-type]
+                self._session, self._settings.default_retry_mode
+            ),
             user_agent_extra=f"keyrot/{__version__}",
         )
         with translated(f"set up the {service.upper()} client"):
@@ -115,11 +120,15 @@ class IamService:
             method=str(getattr(credentials, "method", "unknown")),
         )
 
+    def profile_setting(self, name: str) -> str | None:
+        """Return a setting of the profile in use, such as mfa_serial, or None if it is unset."""
+        return _profile_setting(self._session, name)
+
     def caller(self) -> Identity:
         """Return the identity that signs requests, asking STS once per service."""
         if self._caller is None:
             with translated("identify the caller with STS GetCallerIdentity"):
-                response = self._sts.get_caller_identity()
+                response = self.sts_client.get_caller_identity()
             self._caller = Identity.from_arn(response["Account"], response["Arn"])
         return self._caller
 
@@ -154,7 +163,14 @@ class IamService:
         )
 
     def with_last_use(self, keys: list[AccessKey]) -> list[AccessKey]:
-        return [key.with_last_use(self.last_use(key.access_key_id)) for key in keys]
+        """Return keys with their last use, asking IAM about all of them at once."""
+        if len(keys) < 2:
+            return [key.with_last_use(self.last_use(key.access_key_id)) for key in keys]
+
+        # botocore clients are thread-safe, so the lookups overlap their network waits.
+        with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+            uses = list(pool.map(self.last_use, [key.access_key_id for key in keys]))
+        return [key.with_last_use(use) for key, use in zip(keys, uses, strict=True)]
 
     def set_status(self, user_name: str | None, access_key_id: str, status: str) -> None:
         """Set a key to Active or Inactive."""
@@ -190,6 +206,9 @@ class IamService:
 
     @property
     def sts_client(self) -> STSClient:
+        """The STS client, created on first use because most runs never call STS."""
+        if self._sts is None:
+            self._sts = self._client("sts")
         return self._sts
 
     @property
@@ -204,12 +223,12 @@ def connect(settings: ConnectionSettings) -> IamService:
     return IamService(session, settings)
 
 
-def _retry_settings(session: boto3.Session) -> dict[str, Any]:
+def _retry_settings(session: boto3.Session, default_mode: str) -> dict[str, Any]:
     # Standard mode retries throttling and 5xx with capped exponential backoff. A retry mode or
     # attempt count the user configured (AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, or the profile's
     # retry_mode and max_attempts) takes precedence, as it does in boto3.
     configured = os.environ.get("AWS_RETRY_MODE") or _profile_setting(session, "retry_mode")
-    return {"mode": configured or "standard"}
+    return {"mode": configured or default_mode}
 
 
 def _profile_setting(session: boto3.Session, name: str) -> str | None:

@@ -1,4 +1,8 @@
-"""Results on stdout as rich tables, one JSON document or tab-separated text; notes on stderr."""
+"""Results on stdout as rich tables, one JSON document or tab-separated text; notes on stderr.
+
+rich is imported only where a table or a styled line is drawn, so JSON and text output, which
+scripts use most, start without it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+import click
 
 from keyrot.models import AccessKey, iso_utc
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 MISSING = "-"
 
@@ -43,11 +48,13 @@ class Output:
     def note(self, message: str) -> None:
         """Print an informational line on stderr, unless --quiet."""
         if not self.quiet:
-            self.stderr.print(Text(f"keyrot: {message}"), soft_wrap=True)
+            click.echo(f"keyrot: {message}", err=True)
 
     def warn(self, message: str) -> None:
         """Print a warning on stderr; warnings show even with --quiet."""
-        self.stderr.print(Text(f"keyrot: warning: {message}", style="yellow"), soft_wrap=True)
+        line = f"keyrot: warning: {message}"
+        # click.echo drops the colour codes itself when stderr is not a terminal.
+        click.echo(click.style(line, fg="yellow") if self._color else line, err=True)
 
     def json_document(self, document: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
@@ -73,6 +80,10 @@ def key_table(
     now: datetime | None = None,
 ) -> Table:
     """Build a table of keys; rows whose key ID is in marked get a '*' and bold text."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     moment = now or datetime.now(UTC)
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   collapse_padding=True, caption=mark_caption if marked else None,
@@ -86,7 +97,7 @@ def key_table(
         changed = key.access_key_id in marked
         table.add_row(
             f"{'*' if changed else ' '} {key.access_key_id}",
-            Text(key.status, style=_status_style(key.status)),
+            Text(key.status, style="green" if key.status == "Active" else "red"),
             f"{key.create_date.astimezone(UTC):%Y-%m-%d} ({key.age_days(moment)}d)",
             _last_use_text(key),
             style="bold" if changed else None,
@@ -110,10 +121,6 @@ def key_row(key: AccessKey) -> list[str | None]:
     ]
 
 
-def _status_style(status: str) -> str:
-    return "green" if status == "Active" else "red"
-
-
 def _last_use_text(key: AccessKey) -> str:
     if key.last_use is None:
         return "unknown"
@@ -124,6 +131,8 @@ def _last_use_text(key: AccessKey) -> str:
 
 
 def _console(stream: Any, color: bool) -> Console:
+    from rich.console import Console
+
     # rich already turns colour off when the stream is not a terminal, NO_COLOR is set or
     # TERM=dumb; --no-color turns it off everywhere.
     return Console(file=stream, no_color=not color, highlight=False, soft_wrap=False)
