@@ -6,8 +6,8 @@ so it does not depend on how fast the machine is. The script also runs the compl
 under `python -X importtime` and lists any module it loaded from boto3, botocore or rich.
 
 Usage: python benchmarks/startup.py [--rounds N] [--limit RATIO]
-Prints a Markdown section for docs/benchmarks.md; exits 1 if the ratio is over the limit or a
-heavy module was loaded.
+It prints a Markdown section for docs/benchmarks.md. It exits 1 if the ratio is over the limit
+or a heavy module was loaded.
 """
 
 from __future__ import annotations

@@ -73,8 +73,8 @@ def bash_complete(*words: str) -> list[str]:
 def zsh_complete(*words: str) -> list[str]:
     """Run the zsh completion function after words, recording what it hands to zsh.
 
-    A non-interactive zsh has no completion system, so compdef, compadd and _describe are
-    replaced by functions that print their candidates; everything else is the generated script.
+    A non-interactive zsh has no completion system. So compdef, compadd and _describe are
+    replaced by functions that print their candidates, and everything else is the generated script.
     """
     quoted = " ".join(shlex.quote(word) for word in words)
     script = f"""
