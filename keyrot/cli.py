@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "list": "keyrot.commands.status:list_keys",
     "activate": "keyrot.commands.status:activate",
     "deactivate": "keyrot.commands.status:deactivate",
+    "rotate": "keyrot.commands.rotate:rotate",
 }
 
 
@@ -41,7 +42,7 @@ class KeyrotGroup(click.Group):
         except (KeyboardInterrupt, click.Abort):
             _fail("interrupted", [], EXIT_INTERRUPTED)
         except BrokenPipeError:
-            # The reader of stdout went away, as with `keyrot list | head -1`; say nothing more.
+            # The reader of stdout left, as with `keyrot list | head -1`, so print nothing more.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)

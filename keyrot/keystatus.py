@@ -60,7 +60,7 @@ class StatusChange:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """What a status change found and did."""
+    """Outcome of a status change: the keys before and after, and the IDs changed."""
 
     subject: Subject
     status: Status
@@ -102,8 +102,8 @@ def change_status(
 ) -> StatusReport:
     """Set the requested keys to request.status, skipping keys that already have it.
 
-    Deactivating the key that signs the requests locks the caller out, so it needs request.force
-    or a yes from confirm; confirm is None when there is no terminal to ask on.
+    Deactivating the key that signs the requests locks the caller out. It therefore needs
+    request.force or a yes from confirm, which is None when there is no terminal to ask on.
     """
     subject = resolve_subject(service, request.user_name)
     before = service.with_last_use(service.list_keys(request.user_name))

@@ -87,7 +87,7 @@ class AccessKey:
 
 @dataclass(frozen=True)
 class NewAccessKey:
-    """A key just returned by CreateAccessKey; the only record that holds a secret."""
+    """A key just returned by CreateAccessKey; the only record that contains a secret."""
 
     key: AccessKey
     secret_access_key: str
