@@ -49,7 +49,7 @@ class ConnectionSettings:
 
 @dataclass(frozen=True)
 class SigningCredentials:
-    """Where the signing key came from; never holds the secret."""
+    """The signing key ID and where botocore found it; never contains the secret."""
 
     access_key_id: str
     is_temporary: bool
