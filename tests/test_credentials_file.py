@@ -1,0 +1,928 @@
+"""Tests for keyrot.credentials: byte-exact key rewrites, profile lookup, atomic writes and locks.
+
+Every file is a copy in tmp_path. Expected bytes are rebuilt by the tests themselves (the original
+with the old key text replaced and the listed token lines dropped), and configparser and botocore
+must read the same values before and after, apart from the new key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import copy
+import errno
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import botocore.configloader
+import botocore.exceptions
+import botocore.session
+import pytest
+
+from keyrot import atomic_file
+from keyrot.credentials import (
+    CredentialsFileLockedError,
+    CredentialsFileWriteError,
+    ProfileKey,
+    config_file_path,
+    credentials_file_path,
+    find_profile_key,
+    locked,
+    sections_with_key,
+    write_profile_key,
+)
+from keyrot.errors import InvalidInputError, NotFoundError
+
+TESTS = Path(__file__).parent
+CORPUS = TESTS / "corpus"
+SHARED_CASES = TESTS.resolve().parents[1] / "shared" / "cases"
+NEW_KEY_ID = "AKIANEWKEY0000000001"
+NEW_SECRET = "newSecret/0123+abcdefghijklmnopqrstuvw"
+TOKEN_OPTIONS = ("aws_session_token", "aws_security_token")
+OLD_KEY_PATTERN = re.compile(rb"(?:AKIA|ASIA)OLDKEY\w*")
+OLD_SECRET_PATTERN = re.compile(rb"oldSecret[\w/+=]*")
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def copy_shared_case(tmp_path: Path, name: str, mode: int = 0o600) -> Path:
+    target = tmp_path / name
+    target.write_bytes((SHARED_CASES / name).read_bytes())
+    target.chmod(mode)
+    return target
+
+
+def write_file(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+def configparser_view(path: Path) -> dict[str, dict[str, str]]:
+    """What configparser.RawConfigParser reads, DEFAULT merged as configparser merges it."""
+    parser = configparser.RawConfigParser()
+    parser.read(path, encoding="utf-8-sig")
+    view = {name: dict(parser.items(name)) for name in parser.sections()}
+    view["DEFAULT"] = dict(parser.defaults())
+    return view
+
+
+def with_new_key(view: dict, section: str) -> dict:
+    """view with section's key replaced by the new one and its session tokens removed."""
+    expected = copy.deepcopy(view)
+    options = expected[section]
+    for name in TOKEN_OPTIONS:
+        options.pop(name, None)
+    options["aws_access_key_id"] = NEW_KEY_ID
+    options["aws_secret_access_key"] = NEW_SECRET
+    return expected
+
+
+def botocore_view(path: Path) -> dict | type[Exception]:
+    try:
+        return botocore.configloader.raw_config_parse(str(path))
+    except botocore.exceptions.ConfigParseError:
+        return botocore.exceptions.ConfigParseError
+
+
+def session_credentials(monkeypatch, profile: str, credentials: Path, config: Path):
+    """The credentials a botocore Session resolves for profile from these two files only."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    resolved = botocore.session.Session(profile=profile).get_credentials()
+    assert resolved is not None
+    return resolved.get_frozen_credentials()
+
+
+def rewrite(path: Path, section: str, **options) -> object:
+    return write_profile_key(path, section, NEW_KEY_ID, NEW_SECRET, **options)
+
+
+def changed_lines(before: bytes, after: bytes) -> list[tuple[bytes, bytes]]:
+    old_lines = before.splitlines(keepends=True)
+    new_lines = after.splitlines(keepends=True)
+    assert len(old_lines) == len(new_lines)
+    return [(old, new) for old, new in zip(old_lines, new_lines, strict=True) if old != new]
+
+
+def fail_on_temporary_file(monkeypatch, name: str, error_number: int):
+    """Make os.NAME raise OSError(error_number) for keyrot's temporary files; others pass."""
+    real = getattr(os, name)
+    calls = []
+
+    def is_temporary(argument) -> bool:
+        if isinstance(argument, int):
+            argument = os.readlink(f"/proc/self/fd/{argument}")
+        return str(argument).endswith(".tmp")
+
+    def failing(first, *arguments, **keywords):
+        if is_temporary(first):
+            calls.append(first)
+            raise OSError(error_number, os.strerror(error_number))
+        return real(first, *arguments, **keywords)
+
+    monkeypatch.setattr(os, name, failing)
+    return calls
+
+
+def temporary_files(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.endswith(".tmp"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the corpus: one case per file in tests/corpus
+
+
+@dataclass(frozen=True)
+class CorpusCase:
+    kind: str  # "credentials" or "config"
+    profile: str
+    section: str
+    removed_lines: tuple[int, ...] = ()  # 1-based lines (session tokens) that must disappear
+    occurrence: int = 0  # which occurrence of the old key text belongs to the edited section
+
+
+def credentials_case(section: str, **fields) -> CorpusCase:
+    return CorpusCase("credentials", section, section, **fields)
+
+
+def config_case(profile: str, section: str, **fields) -> CorpusCase:
+    return CorpusCase("config", profile, section, **fields)
+
+
+CORPUS_CASES = {
+    "aws-configure-style.ini": credentials_case("work"),
+    "basic-lf.ini": credentials_case("default"),
+    "blank-lines-with-spaces.ini": credentials_case("work"),
+    "bom-crlf-no-final-newline.ini": credentials_case("work"),
+    "bom-lf.ini": credentials_case("work"),
+    "both-tokens.ini": credentials_case("work", removed_lines=(2, 4)),
+    "case-distinct-sections.ini": credentials_case("work"),
+    "colon-separators.ini": credentials_case("work"),
+    "comments-between-options.ini": credentials_case("work"),
+    "continuation-other-section.ini": credentials_case("work"),
+    "cr-only.ini": credentials_case("work"),
+    "crlf.ini": credentials_case("work"),
+    "default-section-region.ini": credentials_case("work"),
+    "empty-values.ini": credentials_case("work"),
+    "header-trailing-text.ini": credentials_case("work"),
+    "indented-options.ini": credentials_case("work"),
+    "many-profiles.ini": credentials_case("work"),
+    "mixed-line-endings.ini": credentials_case("work"),
+    "mixed-padding.ini": credentials_case("work"),
+    "no-final-newline.ini": credentials_case("work"),
+    "odd-whitespace.ini": credentials_case("work"),
+    "other-credential-sources.ini": credentials_case("work"),
+    "same-key-elsewhere.ini": credentials_case("work", occurrence=1),
+    "secret-before-id.ini": credentials_case("work"),
+    "security-token-multiline.ini": credentials_case("work", removed_lines=(3, 4, 5)),
+    "session-token.ini": credentials_case("work", removed_lines=(4,)),
+    "tabs.ini": credentials_case("work"),
+    "target-first.ini": credentials_case("work"),
+    "unicode-comments.ini": credentials_case("work"),
+    "uppercase-names.ini": credentials_case("work"),
+    "values-with-delimiters.ini": credentials_case("work"),
+    "config-crlf-bom.ini": config_case("work", "profile work"),
+    "config-default.ini": config_case("default", "default"),
+    "config-nested-s3.ini": config_case("work", "profile work"),
+    "config-profile-spacing.ini": config_case("work", "profile   work"),
+    "config-profile.ini": config_case("work", "profile work"),
+    "config-quoted-profile.ini": config_case("work", 'profile "work"'),
+    "config-session-token.ini": config_case("work", "profile work", removed_lines=(4,)),
+    "config-sso-services.ini": config_case("work", "profile work"),
+}
+
+
+def expected_bytes(original: bytes, case: CorpusCase) -> bytes:
+    """original without the listed lines and with the edited section's old key text replaced."""
+    lines = original.splitlines(keepends=True)
+    kept = b"".join(
+        line for number, line in enumerate(lines, start=1) if number not in case.removed_lines
+    )
+    for pattern, new in ((OLD_KEY_PATTERN, NEW_KEY_ID), (OLD_SECRET_PATTERN, NEW_SECRET)):
+        match = list(pattern.finditer(kept))[case.occurrence]
+        kept = kept[: match.start()] + new.encode() + kept[match.end() :]
+    return kept
+
+
+def install_corpus_file(tmp_path: Path, name: str, *, via_symlink: bool) -> Path:
+    real = write_file(tmp_path / "real" / name, (CORPUS / name).read_bytes())
+    if not via_symlink:
+        return real
+    link = tmp_path / "links" / name
+    link.parent.mkdir()
+    link.symlink_to(real)
+    return link
+
+
+def test_corpus_lists_every_file():
+    on_disk = {path.name for path in CORPUS.glob("*.ini")}
+
+    assert on_disk == set(CORPUS_CASES)
+    assert len(on_disk) >= 30
+
+
+@pytest.mark.parametrize("via_symlink", [False, True], ids=["file", "symlink"])
+@pytest.mark.parametrize("name", sorted(CORPUS_CASES))
+def test_corpus_rewrite_changes_only_key(tmp_path, monkeypatch, name, via_symlink):
+    case = CORPUS_CASES[name]
+    path = install_corpus_file(tmp_path, name, via_symlink=via_symlink)
+    missing = tmp_path / "missing"
+    files = {"credentials_path": missing, "config_path": missing, f"{case.kind}_path": path}
+    original = path.read_bytes()
+    parsed_before = configparser_view(path)
+    botocore_before = botocore_view(path)
+
+    found = find_profile_key(case.profile, **files)
+    result = rewrite(path, found.section)
+
+    after = path.read_bytes()
+    assert found.section == case.section
+    assert OLD_KEY_PATTERN.fullmatch(found.access_key_id.encode())
+    assert OLD_SECRET_PATTERN.fullmatch(found.secret_access_key.encode())
+    assert found.has_session_token == bool(case.removed_lines)
+    assert after == expected_bytes(original, case)
+    assert configparser_view(path) == with_new_key(parsed_before, case.section)
+    if botocore_before is botocore.exceptions.ConfigParseError:
+        assert original.startswith(UTF8_BOM)
+        assert botocore_view(path) is botocore.exceptions.ConfigParseError
+    else:
+        assert botocore_view(path) == with_new_key(botocore_before, case.section)
+    assert result.path == path.resolve()
+    assert path.is_symlink() == via_symlink
+
+
+@pytest.mark.parametrize(
+    "name", sorted(name for name in CORPUS_CASES if not name.startswith(("bom", "config-crlf-bom")))
+)
+def test_corpus_botocore_session_resolves_new_key(tmp_path, monkeypatch, name):
+    case = CORPUS_CASES[name]
+    path = install_corpus_file(tmp_path, name, via_symlink=False)
+    missing = tmp_path / "missing"
+    files = {"credentials": missing, "config": missing, case.kind: path}
+
+    rewrite(path, case.section)
+    resolved = session_credentials(monkeypatch, case.profile, **files)
+
+    assert resolved.access_key == NEW_KEY_ID
+    assert resolved.secret_key == NEW_SECRET
+    assert resolved.token is None
+
+
+# ---------------------------------------------------------------------------------------------
+# the shared field cases
+
+
+def test_comments_case_changes_two_lines(tmp_path):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    before = path.read_bytes()
+
+    found = find_profile_key("work", credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, found.section)
+
+    assert found == ProfileKey(path, "work", "AKIAIOSFODNN7EXAMPLE", "OLDSECRET", False)
+    assert changed_lines(before, path.read_bytes()) == [
+        (
+            b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n",
+            f"aws_access_key_id = {NEW_KEY_ID}\n".encode(),
+        ),
+        (
+            b"aws_secret_access_key = OLDSECRET\n",
+            f"aws_secret_access_key = {NEW_SECRET}\n".encode(),
+        ),
+    ]
+
+
+def test_two_profiles_case_keeps_tmp_section(tmp_path):
+    path = copy_shared_case(tmp_path, "two-profiles.ini")
+    before = path.read_bytes()
+
+    found = find_profile_key("default", credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, found.section)
+
+    after = path.read_bytes()
+    assert found.section == "default"
+    assert before.split(b"[tmp]")[1] == after.split(b"[tmp]")[1]
+    assert (
+        after.split(b"[tmp]")[0]
+        == (
+            f"[default]\naws_access_key_id={NEW_KEY_ID}\naws_secret_access_key={NEW_SECRET}\n\n"
+        ).encode()
+    )
+
+
+def test_sections_with_key_names_every_section(tmp_path):
+    original = (SHARED_CASES / "two-profiles.ini").read_bytes()
+    path = write_file(
+        tmp_path / "credentials", original.replace(b"ASIAEXAMPLETMP00001", b"AKIAIOSFODNN7EXAMPLE")
+    )
+
+    sections = sections_with_key(path, "AKIAIOSFODNN7EXAMPLE")
+    rewrite(path, "default")
+
+    assert sections == ["default", "tmp"]
+    assert sections_with_key(path, "AKIAIOSFODNN7EXAMPLE") == ["tmp"]
+    assert sections_with_key(path, NEW_KEY_ID) == ["default"]
+    assert sections_with_key(tmp_path / "absent", NEW_KEY_ID) == []
+
+
+def test_padding_case_keeps_separators_and_tabs(tmp_path):
+    path = copy_shared_case(tmp_path, "padding.ini")
+
+    rewrite(path, "work")
+
+    assert (
+        path.read_bytes()
+        == (
+            f"[work]\naws_access_key_id     = {NEW_KEY_ID}\n"
+            f"aws_secret_access_key\t=\t{NEW_SECRET}   \nregion: eu-west-1\n"
+        ).encode()
+    )
+
+
+def test_padding_case_missing_profile_is_not_found(tmp_path):
+    path = copy_shared_case(tmp_path, "padding.ini")
+    config = tmp_path / "config"
+
+    with pytest.raises(NotFoundError) as raised:
+        find_profile_key("personal", credentials_path=path, config_path=config)
+
+    assert raised.value.exit_code == 3
+    assert str(path) in raised.value.message
+    assert str(config) in raised.value.message
+    assert "personal" in raised.value.message
+
+
+@pytest.mark.parametrize("dropped", [b"aws_access_key_id", b"aws_secret_access_key"])
+def test_missing_key_line_is_not_found(tmp_path, dropped):
+    original = (SHARED_CASES / "padding.ini").read_bytes()
+    kept = b"".join(
+        line for line in original.splitlines(keepends=True) if not line.startswith(dropped)
+    )
+    path = write_file(tmp_path / "credentials", kept)
+
+    with pytest.raises(NotFoundError) as found_error:
+        find_profile_key("work", credentials_path=path, config_path=tmp_path / "config")
+    with pytest.raises(NotFoundError) as write_error:
+        rewrite(path, "work")
+
+    for raised in (found_error, write_error):
+        assert raised.value.exit_code == 3
+        assert str(path) in raised.value.message
+        assert "work" in raised.value.message
+    assert path.read_bytes() == kept
+
+
+def test_uppercase_case_keeps_option_case(tmp_path, monkeypatch):
+    path = copy_shared_case(tmp_path, "uppercase.ini")
+
+    found = find_profile_key("work", credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, found.section)
+
+    assert found.access_key_id == "AKIAIOSFODNN7EXAMPLE"
+    assert (
+        path.read_bytes()
+        == (
+            f"[work]\nAWS_ACCESS_KEY_ID = {NEW_KEY_ID}\nAWS_SECRET_ACCESS_KEY = {NEW_SECRET}\n"
+        ).encode()
+    )
+    parser = configparser.RawConfigParser()
+    parser.read(path)
+    assert parser.get("work", "aws_access_key_id") == NEW_KEY_ID
+    resolved = session_credentials(monkeypatch, "work", path, tmp_path / "none")
+    assert (resolved.access_key, resolved.secret_key) == (NEW_KEY_ID, NEW_SECRET)
+
+
+def test_temporary_case_reports_and_drops_token(tmp_path):
+    path = copy_shared_case(tmp_path, "temporary.ini")
+
+    found = find_profile_key("work", credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, found.section)
+
+    assert found.has_session_token
+    assert found.access_key_id == "ASIAEXAMPLETMP00001"
+    assert (
+        path.read_bytes()
+        == (
+            f"[work]\naws_access_key_id = {NEW_KEY_ID}\naws_secret_access_key = {NEW_SECRET}\n"
+        ).encode()
+    )
+
+
+def test_root_case_rewrites_root_section(tmp_path):
+    path = copy_shared_case(tmp_path, "root.ini")
+
+    found = find_profile_key("root", credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, found.section)
+
+    assert found.section == "root"
+    assert (
+        path.read_bytes()
+        == (
+            f"[root]\naws_access_key_id = {NEW_KEY_ID}\naws_secret_access_key = {NEW_SECRET}\n"
+        ).encode()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# file modes, under umask 022
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_private_file_stays_0600(tmp_path, umask_022):
+    path = copy_shared_case(tmp_path, "comments.ini", mode=0o600)
+
+    result = rewrite(path, "work")
+
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert result.mode == 0o600
+    assert result.mode_warning is None
+
+
+def test_readable_file_stays_0644_with_warning(tmp_path, umask_022):
+    path = copy_shared_case(tmp_path, "comments.ini", mode=0o644)
+
+    result = rewrite(path, "work")
+
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    assert result.mode == 0o644
+    assert result.mode_warning is not None
+    assert "0644" in result.mode_warning
+    assert f"chmod 600 {path}" in result.mode_warning
+
+
+def test_temporary_file_is_0600_before_secret(tmp_path, umask_022, monkeypatch):
+    path = copy_shared_case(tmp_path, "comments.ini", mode=0o644)
+    real_write = os.write
+    modes_at_write = []
+
+    def recording_write(descriptor, data):
+        if os.readlink(f"/proc/self/fd/{descriptor}").endswith(".tmp"):
+            modes_at_write.append(os.fstat(descriptor).st_mode & 0o777)
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(os, "write", recording_write)
+    rewrite(path, "work")
+
+    assert modes_at_write
+    assert set(modes_at_write) == {0o600}
+
+
+def test_created_file_is_0600_in_0700_folder(tmp_path, umask_022):
+    path = tmp_path / "home" / "new-aws" / "credentials"
+
+    result = rewrite(path, "work", create=True)
+
+    assert (
+        path.read_bytes()
+        == (
+            f"[work]\naws_access_key_id = {NEW_KEY_ID}\naws_secret_access_key = {NEW_SECRET}\n"
+        ).encode()
+    )
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    assert oct(path.parent.stat().st_mode & 0o777) == oct(0o700)
+    assert result.mode_warning is None
+
+
+def test_missing_file_without_create_is_not_found(tmp_path):
+    path = tmp_path / "credentials"
+
+    with pytest.raises(NotFoundError) as raised:
+        rewrite(path, "work")
+
+    assert str(path) in raised.value.message
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# failed writes leave the file as it was
+
+
+@pytest.mark.parametrize(
+    ("call", "error_number"),
+    [
+        ("write", errno.ENOSPC),
+        ("fsync", errno.EIO),
+        ("fchmod", errno.EPERM),
+        ("close", errno.EDQUOT),
+        ("replace", errno.ENOSPC),
+        ("open", errno.ENOSPC),
+    ],
+)
+def test_failed_write_leaves_file_unchanged(tmp_path, monkeypatch, call, error_number):
+    path = copy_shared_case(tmp_path, "two-profiles.ini")
+    before = path.read_bytes()
+    calls = fail_on_temporary_file(monkeypatch, call, error_number)
+
+    with pytest.raises(CredentialsFileWriteError) as raised:
+        rewrite(path, "default")
+
+    assert calls
+    assert path.read_bytes() == before
+    assert temporary_files(tmp_path) == []
+    assert raised.value.exit_code == 5
+    assert str(path) in raised.value.message
+    assert errno.errorcode[error_number] in raised.value.message
+    assert NEW_SECRET not in raised.value.message
+
+
+def test_partial_write_then_full_disk(tmp_path, monkeypatch):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    before = path.read_bytes()
+    real_write = os.write
+
+    def short_then_full(descriptor, data):
+        if not os.readlink(f"/proc/self/fd/{descriptor}").endswith(".tmp"):
+            return real_write(descriptor, data)
+        if len(data) > 10:
+            return real_write(descriptor, bytes(data[:10]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", short_then_full)
+    with pytest.raises(CredentialsFileWriteError) as raised:
+        rewrite(path, "work")
+
+    assert path.read_bytes() == before
+    assert temporary_files(tmp_path) == []
+    assert "ENOSPC" in raised.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# symbolic links
+
+
+def test_symlink_stays_link_and_target_changes(tmp_path):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = copy_shared_case(dotfiles, "comments.ini")
+    aws = tmp_path / "aws-link-folder"
+    aws.mkdir()
+    link = aws / "credentials"
+    link.symlink_to(Path("..") / "dotfiles" / "comments.ini")
+
+    found = find_profile_key("work", credentials_path=link, config_path=tmp_path / "none")
+    result = rewrite(link, found.section)
+
+    assert found.path == link
+    assert link.is_symlink()
+    assert os.readlink(link) == str(Path("..") / "dotfiles" / "comments.ini")
+    assert result.path == real.resolve()
+    assert NEW_KEY_ID.encode() in real.read_bytes()
+    assert sorted(path.name for path in aws.iterdir()) == ["credentials"]
+    assert sorted(path.name for path in dotfiles.iterdir()) == ["comments.ini", "comments.ini.lock"]
+
+
+def test_symlink_chain_writes_final_target(tmp_path):
+    real = copy_shared_case(tmp_path, "root.ini")
+    middle = tmp_path / "middle"
+    middle.symlink_to(real)
+    first = tmp_path / "first"
+    first.symlink_to(middle)
+
+    result = rewrite(first, "root")
+
+    assert first.is_symlink()
+    assert middle.is_symlink()
+    assert result.path == real
+    assert NEW_KEY_ID.encode() in real.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# the lock
+
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from keyrot.credentials import locked
+
+with locked(Path(sys.argv[1])):
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    """Start another process that holds the lock on a file until its stdin is closed."""
+    processes = []
+
+    def hold(path: Path) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        assert process.stdout.readline() == "locked\n"
+        return process
+
+    yield hold
+    for process in processes:
+        process.stdin.close()
+        process.wait(timeout=10)
+
+
+def test_lock_held_elsewhere_refuses_write(tmp_path, lock_holder):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    before = path.read_bytes()
+    lock_holder(path)
+
+    with pytest.raises(CredentialsFileLockedError) as raised:
+        rewrite(path, "work", lock_timeout=0.2)
+
+    assert raised.value.exit_code == 5
+    assert str(path) in raised.value.message
+    assert path.read_bytes() == before
+
+
+def test_lock_through_symlink_is_same_lock(tmp_path, lock_holder):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    link = tmp_path / "credentials"
+    link.symlink_to(path)
+    lock_holder(path)
+
+    with pytest.raises(CredentialsFileLockedError):
+        rewrite(link, "work", lock_timeout=0.1)
+
+
+def test_writer_waits_for_lock_release(tmp_path, lock_holder, monkeypatch):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    holder = lock_holder(path)
+    waiting = threading.Event()
+    outcome = []
+
+    class SignallingTime:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            waiting.set()
+            time.sleep(seconds)
+
+    def write_in_thread():
+        try:
+            outcome.append(rewrite(path, "work", lock_timeout=60))
+        except Exception as error:  # reported through outcome
+            outcome.append(error)
+
+    monkeypatch.setattr(atomic_file, "time", SignallingTime)
+    writer = threading.Thread(target=write_in_thread)
+    writer.start()
+    assert waiting.wait(timeout=30)
+    unchanged_while_held = NEW_KEY_ID.encode() not in path.read_bytes()
+    holder.stdin.close()
+    holder.wait(timeout=10)
+    writer.join(timeout=30)
+
+    assert unchanged_while_held
+    assert len(outcome) == 1
+    assert not isinstance(outcome[0], Exception), outcome[0]
+    assert NEW_KEY_ID.encode() in path.read_bytes()
+
+
+def test_lock_nests_in_one_thread(tmp_path):
+    path = copy_shared_case(tmp_path, "comments.ini")
+
+    with locked(path), locked(path):
+        result = rewrite(path, "work", lock_timeout=0.1)
+
+    assert result.path == path
+
+
+# ---------------------------------------------------------------------------------------------
+# byte-order marks and line endings
+
+
+def test_bom_and_crlf_are_kept(tmp_path):
+    original = (
+        UTF8_BOM
+        + b"[work]\r\naws_access_key_id = AKIAOLD00000000000001\r\n"
+        + (b"aws_secret_access_key = OLD\r\n# end")
+    )
+    path = write_file(tmp_path / "credentials", original)
+
+    found = find_profile_key("work", credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, "work")
+
+    assert found.access_key_id == "AKIAOLD00000000000001"
+    assert (
+        path.read_bytes()
+        == UTF8_BOM
+        + (
+            f"[work]\r\naws_access_key_id = {NEW_KEY_ID}\r\n"
+            f"aws_secret_access_key = {NEW_SECRET}\r\n# end"
+        ).encode()
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# files that cannot be parsed or edited safely
+
+UNSAFE_FILES = {
+    "duplicate section": (b"[work]\naws_access_key_id = A\n[other]\nx = 1\n[work]\nx = 2\n", 5),
+    "duplicate option": (b"[work]\naws_access_key_id = A\nAWS_ACCESS_KEY_ID = B\n", 3),
+    "duplicate option elsewhere": (
+        b"[work]\naws_access_key_id = A\naws_secret_access_key = S\n[o]\nx = 1\nx = 2\n",
+        6,
+    ),
+    "line without separator": (b"[work]\naws_access_key_id = A\nnot an option\n", 3),
+    "option before header": (b"region = x\n[work]\n", 1),
+    "option without name": (b"[work]\n= value\n", 2),
+    "key value continues": (
+        b"[work]\naws_access_key_id = A\n  B\naws_secret_access_key = S\n",
+        3,
+    ),
+    "key value with spaces": (
+        b"[work]\naws_access_key_id = AKIA ; old key\naws_secret_access_key = S\n",
+        2,
+    ),
+    "indented key continues other option": (
+        b"[work]\nregion = x\n  aws_secret_access_key = S\naws_access_key_id = A\n",
+        3,
+    ),
+    "indented option continues key": (
+        b"[work]\naws_access_key_id = A\naws_secret_access_key = S\n\tregion = x\n",
+        4,
+    ),
+    "invalid utf-8": (b"[work]\naws_access_key_id = A\naws_secret_access_key = S\n# \xff\n", 4),
+    "key in DEFAULT": (
+        b"[DEFAULT]\naws_access_key_id = A\n[work]\naws_secret_access_key = S\n",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNSAFE_FILES))
+def test_unsafe_file_is_rejected_unchanged(tmp_path, name):
+    data, line_number = UNSAFE_FILES[name]
+    path = write_file(tmp_path / "credentials", data)
+
+    with pytest.raises(InvalidInputError) as found_error:
+        find_profile_key("work", credentials_path=path, config_path=tmp_path / "none")
+    with pytest.raises(InvalidInputError) as write_error:
+        rewrite(path, "work", create=True)
+
+    for raised in (found_error, write_error):
+        assert raised.value.exit_code == 2
+        assert f"{path}, line {line_number}:" in raised.value.message
+        assert "cannot safely parse" in raised.value.message
+    assert path.read_bytes() == data
+    assert temporary_files(tmp_path) == []
+
+
+def test_config_profile_defined_twice_is_rejected(tmp_path):
+    config = write_file(
+        tmp_path / "config",
+        b"[profile work]\naws_access_key_id = A\naws_secret_access_key = S\n"
+        b"[profile  work]\nregion = x\n",
+    )
+
+    with pytest.raises(InvalidInputError) as raised:
+        find_profile_key("work", credentials_path=tmp_path / "none", config_path=config)
+
+    assert f"{config}, line 4:" in raised.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# finding profiles across the two files
+
+
+def test_credentials_file_wins_over_config(tmp_path):
+    credentials = write_file(
+        tmp_path / "credentials",
+        b"[work]\naws_access_key_id = FROMCREDS\naws_secret_access_key = S1\n",
+    )
+    config = write_file(
+        tmp_path / "config",
+        b"[profile work]\naws_access_key_id = FROMCONFIG\naws_secret_access_key = S2\n",
+    )
+
+    found = find_profile_key("work", credentials_path=credentials, config_path=config)
+
+    assert found.path == credentials
+    assert found.access_key_id == "FROMCREDS"
+
+
+def test_credentials_section_without_key_falls_back_to_config(tmp_path):
+    credentials = write_file(tmp_path / "credentials", b"[work]\nregion = us-east-1\n")
+    config = write_file(
+        tmp_path / "config",
+        b"[work]\naws_access_key_id = NOTAPROFILE\naws_secret_access_key = S0\n"
+        b"[profile work]\naws_access_key_id = FROMCONFIG\naws_secret_access_key = S2\n",
+    )
+
+    found = find_profile_key("work", credentials_path=credentials, config_path=config)
+
+    assert found == ProfileKey(config, "profile work", "FROMCONFIG", "S2", False)
+
+
+def test_profile_without_access_key_is_not_found(tmp_path):
+    credentials = write_file(tmp_path / "credentials", b"[work]\naws_secret_access_key = S\n")
+
+    with pytest.raises(NotFoundError) as raised:
+        find_profile_key("work", credentials_path=credentials, config_path=tmp_path / "config")
+
+    assert "aws_access_key_id" in raised.value.message
+    assert str(credentials) in raised.value.message
+
+
+def test_default_paths_follow_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KEYROT_TEST_FOLDER", str(tmp_path))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "$KEYROT_TEST_FOLDER/creds")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "~/conf")
+
+    assert credentials_file_path() == tmp_path / "creds"
+    assert config_file_path() == Path(os.environ["HOME"]) / "conf"
+
+    monkeypatch.delenv("AWS_SHARED_CREDENTIALS_FILE")
+    monkeypatch.delenv("AWS_CONFIG_FILE")
+    assert credentials_file_path() == Path(os.environ["HOME"]) / ".aws" / "credentials"
+    assert config_file_path() == Path(os.environ["HOME"]) / ".aws" / "config"
+
+
+def test_find_uses_environment_paths(tmp_path, monkeypatch):
+    path = copy_shared_case(tmp_path, "root.ini")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(path))
+
+    found = find_profile_key("root")
+
+    assert found.path == path
+
+
+# ---------------------------------------------------------------------------------------------
+# creating what is missing
+
+
+def test_create_appends_missing_section(tmp_path):
+    path = copy_shared_case(tmp_path, "padding.ini")
+    before = path.read_bytes()
+
+    rewrite(path, "new", create=True)
+
+    assert (
+        path.read_bytes()
+        == before
+        + (
+            f"\n[new]\naws_access_key_id = {NEW_KEY_ID}\naws_secret_access_key = {NEW_SECRET}\n"
+        ).encode()
+    )
+
+
+def test_create_adds_missing_option_in_same_style(tmp_path):
+    path = write_file(
+        tmp_path / "credentials",
+        b"[work]\r\nAWS_ACCESS_KEY_ID\t=\tOLDKEY\r\nregion = x\r\n\r\n[next]\r\nregion = y",
+    )
+
+    rewrite(path, "work", create=True)
+
+    assert (
+        path.read_bytes()
+        == (
+            f"[work]\r\nAWS_ACCESS_KEY_ID\t=\t{NEW_KEY_ID}\r\nregion = x\r\n"
+            f"AWS_SECRET_ACCESS_KEY\t=\t{NEW_SECRET}\r\n\r\n[next]\r\nregion = y"
+        ).encode()
+    )
+
+
+def test_create_section_after_missing_final_newline(tmp_path):
+    path = write_file(tmp_path / "credentials", b"[a]\r\nregion = x")
+
+    rewrite(path, "b", create=True)
+
+    assert (
+        path.read_bytes()
+        == (
+            f"[a]\r\nregion = x\r\n\r\n[b]\r\naws_access_key_id = {NEW_KEY_ID}\r\n"
+            f"aws_secret_access_key = {NEW_SECRET}\r\n"
+        ).encode()
+    )
+
+
+@pytest.mark.parametrize("value", ["", "has space", "new\nline", "caf\u00e9"])
+def test_invalid_new_value_is_rejected(tmp_path, value):
+    path = copy_shared_case(tmp_path, "root.ini")
+    before = path.read_bytes()
+
+    with pytest.raises(InvalidInputError):
+        write_profile_key(path, "root", NEW_KEY_ID, value)
+
+    assert path.read_bytes() == before
