@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import create_user_with_keys, grant_admin, run, sign_as
+
+ROOT_ARN_ELEMENT = b"<Arn>arn:aws:iam::123456789012:root</Arn>"
 
 
 def key_status(iam, user_name):
@@ -363,3 +366,61 @@ def test_unknown_command_exits_2():
 
     assert result.exit_code == 2
     assert result.stderr == "keyrot: error: No such command 'nope'; see 'keyrot --help'\n"
+
+
+def test_service_endpoint_variable_wins(iam, monkeypatch, moto_server):
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", moto_server.url)
+
+    result = run("list", "--user", "Bob", "--output", "text")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split("\t")[1] == key.access_key_id
+
+
+def test_profile_from_aws_profile_variable(iam, monkeypatch, aws_environment):
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    write_profile(aws_environment, "work", key)
+    monkeypatch.setenv("AWS_PROFILE", "work")
+
+    result = run("list", "--output", "json")
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["UserName"] == "Bob"
+
+
+def test_root_caller_sends_no_user_name(iam, monkeypatch, proxy):
+    first, second = create_user_with_keys(iam, "Bob", 2)
+    sign_as(monkeypatch, first)
+    proxy.add_rule(
+        "GetCallerIdentity",
+        times=None,
+        rewrite=lambda body: re.sub(rb"<Arn>[^<]*</Arn>", ROOT_ARN_ELEMENT, body),
+    )
+
+    result = run("deactivate", second.access_key_id, "--output", "json")
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["UserName"] == "root"
+    assert document["Caller"]["Arn"] == "arn:aws:iam::123456789012:root"
+    iam_requests = [request for request in proxy.requests if request.action != "GetCallerIdentity"]
+    assert [request.action for request in iam_requests][:1] == ["ListAccessKeys"]
+    assert all("UserName" not in request.params for request in iam_requests)
+
+
+def test_partial_failure_names_finish_and_undo(iam, proxy):
+    first, second = create_user_with_keys(iam, "Bob", 2)
+    proxy.add_rule("UpdateAccessKey", times=None, error=(400, "InvalidInput", "injected"),
+                   match=lambda request: request.params.get("AccessKeyId") == second.access_key_id)
+
+    result = run("deactivate", "--user", "Bob", first.access_key_id, second.access_key_id)
+
+    assert result.exit_code == 6
+    assert f"set to Inactive: {first.access_key_id}" in result.stderr
+    assert f"not changed: {second.access_key_id}" in result.stderr
+    assert f"to finish: keyrot deactivate --user Bob {second.access_key_id}" in result.stderr
+    assert f"to undo: keyrot activate --user Bob {first.access_key_id}" in result.stderr
