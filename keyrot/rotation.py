@@ -1,0 +1,699 @@
+"""The rotate workflow as explicit steps, each with its rollback.
+
+1. Plan, changing nothing: find the key being replaced and where its successor will be stored,
+   check the two-key limit, and finish or roll back an interrupted earlier rotation.
+2. Create the new key and store its secret in the recovery journal before anything else.
+3. Verify: STS GetCallerIdentity signed with the new key must name the same user.
+4. Save the new key to its destination.
+5. Retire the old key: deactivate it, delete it, or keep it.
+6. Remove the journal.
+
+A failure in steps 2 to 4 deletes the new key again (exit 5, nothing changed); a failure in
+step 5 leaves both keys working and is reported with the command that finishes the job (exit 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, NoReturn, Protocol
+
+from keyrot import journal
+from keyrot.errors import (
+    AwsRequestError,
+    CredentialsError,
+    InvalidInputError,
+    KeyrotError,
+    NotFoundError,
+    PartialFailure,
+    SafetyRefusal,
+)
+from keyrot.iam import IamService
+from keyrot.keystatus import Subject
+from keyrot.mfa import mfa_serial, mfa_session
+from keyrot.models import AccessKey, Identity, LastUse, NewAccessKey, iso_utc
+from keyrot.secret_destinations import Destination, OutputDestination, ProfileDestination
+
+logger = logging.getLogger(__name__)
+
+RetireAction = Literal["deactivate", "delete", "keep"]
+RETIRE_RESULTS: dict[str, str] = {
+    "deactivate": "deactivated",
+    "delete": "deleted",
+    "keep": "kept active",
+}
+FIRST_VERIFY_DELAY = 0.5
+MAX_VERIFY_DELAY = 8.0
+
+
+class Reporter(Protocol):
+    """Where progress notes and warnings go (keyrot.render.Output in the command)."""
+
+    def note(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """How the workflow talks to the person running it; a None prompt means no terminal."""
+
+    reporter: Reporter
+    confirm: Callable[[str], bool] | None
+    ask_mfa_code: Callable[[str], str] | None
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    """What to rotate and how, as parsed from the command line."""
+
+    user_name: str | None
+    key_id: str | None
+    profile_option: str | None
+    destination: Destination | None
+    secret_output: bool
+    retire: RetireAction
+    delete_inactive_key: bool
+    assume_yes: bool
+    dry_run: bool
+    verify_timeout: float
+    mfa_code: str | None
+
+    @property
+    def profile(self) -> str:
+        return self.profile_option or os.environ.get("AWS_PROFILE") or "default"
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What the local files and environment say, read before any request is sent."""
+
+    destination: Destination
+    scope: str
+    own_key_id: str | None
+    profile_flag: str
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RotationPlan:
+    """The checked plan: which key is replaced, where its successor goes, what happens to it."""
+
+    subject: Subject
+    self_rotation: bool
+    old_key: AccessKey
+    spare_key: AccessKey | None
+    destination: Destination
+    scope: str
+    retire: RetireAction
+    before: list[AccessKey]
+    profile_flag: str
+
+    def finish_command(self) -> str:
+        """Return the command that retires the old key by hand."""
+        key_id = self.old_key.access_key_id
+        user = self.subject.command_flag()
+        if self.retire == "delete":
+            user_option = f" --user-name {self.subject.user_name}" if self.subject.user_name else ""
+            profile = self.profile_flag
+            return f"aws iam delete-access-key{profile}{user_option} --access-key-id {key_id}"
+        return f"keyrot deactivate{self.profile_flag}{user} {key_id}"
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What a rotation found and did; new_key holds the only copy of the secret in memory."""
+
+    plan: RotationPlan
+    dry_run: bool
+    new_key: NewAccessKey | None
+    after: list[AccessKey]
+    changed: list[str]
+    saved_path: Path | None = None
+    recovery: str | None = None
+    retire_error: PartialFailure | None = None
+
+    @property
+    def old_key_result(self) -> str:
+        if self.retire_error is not None:
+            return "left active"
+        result = RETIRE_RESULTS[self.plan.retire]
+        return f"would be {result}" if self.dry_run else result
+
+    def to_json(self, *, include_secret: bool) -> dict[str, Any]:
+        plan = self.plan
+        document: dict[str, Any] = {
+            "UserName": plan.subject.display_name,
+            "Action": "rotate",
+            "DryRun": self.dry_run,
+            "Before": [key.to_json() for key in plan.before],
+            "After": [key.to_json() for key in self.after],
+            "Changed": list(self.changed),
+            "NewAccessKey": self._new_key_json(include_secret=include_secret),
+            "OldAccessKey": {
+                "AccessKeyId": plan.old_key.access_key_id,
+                "Action": plan.retire,
+                "Result": self.old_key_result,
+            },
+            "DeletedInactiveKey": plan.spare_key.access_key_id if plan.spare_key else None,
+            "Destination": {
+                **plan.destination.to_record(),
+                **({"Path": str(self.saved_path)} if self.saved_path else {}),
+            },
+            "Recovery": self.recovery,
+        }
+        caller = plan.subject.caller_json()
+        if caller is not None:
+            document["Caller"] = caller
+        return document
+
+    def _new_key_json(self, *, include_secret: bool) -> dict[str, Any] | None:
+        if self.new_key is None:
+            return None
+        record = self.new_key.key.to_json()
+        if include_secret:
+            record["SecretAccessKey"] = self.new_key.secret_access_key
+        return record
+
+
+def check_local_state(request: RotationRequest) -> LocalState:
+    """Read the profile or environment that holds the key, refusing before any request is sent.
+
+    A rotation of another user's key (--user) needs an explicit destination. A rotation of the
+    caller's own key stores the new key where the old one is: in the profile's file, or, for a
+    key from environment variables, in an explicit destination.
+    """
+    if request.user_name is not None:
+        return _state_for_user(request)
+    if request.profile_option is None and os.environ.get("AWS_ACCESS_KEY_ID"):
+        return _state_for_environment(request)
+    return _state_for_profile(request)
+
+
+def rotate(
+    service: IamService, request: RotationRequest, local: LocalState, interaction: Interaction
+) -> RotationReport:
+    """Rotate the key, or finish an interrupted rotation found in the journal."""
+    from keyrot.rotation_recovery import recover
+
+    serial = mfa_serial(service)
+    code = _mfa_code(serial, request, interaction) if serial else None
+    _check_signing_key(service, local)
+
+    caller = service.caller()
+    iam = mfa_session(service, serial, code) if serial and code else service
+    subject = _subject(caller, request)
+    if caller.is_root:
+        interaction.reporter.warn(
+            "the caller is the account root; AWS discourages root access keys: use an IAM user "
+            "or role for this work, and delete the root access key when you can"
+        )
+
+    earlier = journal.load(local.scope)
+    if earlier is not None:
+        finished = recover(service, iam, earlier, subject, request, local, interaction)
+        if finished is not None:
+            return finished
+
+    plan = _plan(iam, subject, request, local, interaction)
+    if request.dry_run:
+        return _dry_run_report(plan)
+    return _execute(service, iam, plan, request, interaction, uses_mfa=serial is not None)
+
+
+def _state_for_user(request: RotationRequest) -> LocalState:
+    destination = request.destination
+    if destination is None:
+        if not request.secret_output:
+            raise InvalidInputError(
+                "rotating another user's key needs somewhere to put the new secret: pass "
+                "--save-profile NAME, --env-file PATH, --output json or --show-secret"
+            )
+        destination = OutputDestination()
+    assert request.user_name is not None
+    return LocalState(destination=destination, scope=f"user:{request.user_name}",
+                      own_key_id=None, profile_flag="")
+
+
+def _state_for_environment(request: RotationRequest) -> LocalState:
+    key_id = os.environ.get("AWS_ACCESS_KEY_ID", "")
+    if os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN"):
+        raise SafetyRefusal(
+            f"the key {key_id} in AWS_ACCESS_KEY_ID comes with a session token, so it is a "
+            "temporary STS credential, which cannot be rotated; nothing was changed"
+        )
+    if request.destination is None and not request.secret_output:
+        raise SafetyRefusal(
+            f"the key {key_id} comes from the environment variables AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, so keyrot has nowhere to store a new one; nothing was "
+            "changed. Pass --profile NAME to rotate a profile's key, or give a destination: "
+            "--output json, --show-secret, --env-file PATH or --save-profile NAME"
+        )
+    destination = request.destination or OutputDestination()
+    return LocalState(destination=destination, scope=f"key:{key_id}", own_key_id=key_id,
+                      profile_flag="")
+
+
+def _state_for_profile(request: RotationRequest) -> LocalState:
+    from keyrot.credentials import find_profile_key, sections_with_key
+
+    if request.destination is not None:
+        raise InvalidInputError(
+            "--save-profile, --credentials-file and --env-file choose where another user's new "
+            "key goes; a profile's own key is always saved back into that profile"
+        )
+    profile = request.profile
+    found = find_profile_key(profile)
+    if found.has_session_token:
+        raise SafetyRefusal(
+            f"profile {profile} in {found.path} holds temporary STS credentials (it has a "
+            "session token), which cannot be rotated; rotate the long-term key they came from "
+            "instead. Nothing was changed"
+        )
+
+    warnings = [
+        f"access key {found.access_key_id} also appears in [{name}] of {found.path}; that "
+        "section is left unchanged and stops working once the old key is retired"
+        for name in sections_with_key(found.path, found.access_key_id)
+        if name != found.section
+    ]
+    return LocalState(
+        destination=ProfileDestination(found.path, found.section),
+        scope=f"profile:{found.path.resolve()}:{found.section}",
+        own_key_id=found.access_key_id,
+        profile_flag=f" --profile {profile}",
+        warnings=warnings,
+    )
+
+
+def _mfa_code(serial: str | None, request: RotationRequest, interaction: Interaction) -> str:
+    if request.mfa_code:
+        return request.mfa_code
+    if interaction.ask_mfa_code is None:
+        raise CredentialsError(
+            f"this profile requires MFA (mfa_serial {serial}) and there is no terminal to ask "
+            "for a code on; pass --mfa-code CODE"
+        )
+    return interaction.ask_mfa_code(f"MFA code for {serial}")
+
+
+def _check_signing_key(service: IamService, local: LocalState) -> None:
+    if local.own_key_id is None:
+        return
+    signing = service.signing_credentials()
+    if signing.access_key_id != local.own_key_id:
+        raise SafetyRefusal(
+            f"requests are signed with {signing.access_key_id} (from {signing.method}), not with "
+            f"{local.own_key_id} from {local.destination.describe()}; keyrot rotates only the "
+            "key that signs its requests. Check the profile's credential_process, role_arn or "
+            "sso settings"
+        )
+
+
+def _subject(caller: Identity, request: RotationRequest) -> Subject:
+    if request.user_name is not None:
+        return Subject(user_name=request.user_name, caller=caller)
+    if not caller.is_root and caller.user_name is None:
+        raise SafetyRefusal(
+            f"the caller {caller.arn} is not an IAM user or the account root, so it has no "
+            "access key to rotate"
+        )
+    # An IAM user's own name is sent explicitly (a caller ARN with a path such as user/team/Bob
+    # means UserName Bob); the root sends no UserName, which IAM reads as "the caller".
+    return Subject(user_name=caller.user_name, caller=caller)
+
+
+def _plan(
+    iam: IamService,
+    subject: Subject,
+    request: RotationRequest,
+    local: LocalState,
+    interaction: Interaction,
+) -> RotationPlan:
+    before = iam.with_last_use(iam.list_keys(subject.user_name))
+    old_key = _key_to_replace(subject, before, request, local)
+    spare = _spare_to_delete(subject, before, old_key, request, interaction)
+
+    for warning in local.warnings:
+        interaction.reporter.warn(warning)
+    return RotationPlan(
+        subject=subject,
+        self_rotation=request.user_name is None,
+        old_key=old_key,
+        spare_key=spare,
+        destination=local.destination,
+        scope=local.scope,
+        retire=request.retire,
+        before=before,
+        profile_flag=local.profile_flag,
+    )
+
+
+def _key_to_replace(
+    subject: Subject, keys: list[AccessKey], request: RotationRequest, local: LocalState
+) -> AccessKey:
+    by_id = {key.access_key_id: key for key in keys}
+    owned = ", ".join(f"{key.access_key_id} ({key.status})" for key in keys) or "none"
+    wanted = local.own_key_id or request.key_id
+
+    if wanted is not None:
+        if wanted not in by_id:
+            raise NotFoundError(
+                f"access key {wanted} not found for {subject.label}; that user's keys are: {owned}"
+            )
+        if request.key_id is not None and request.key_id != wanted:
+            raise InvalidInputError(
+                f"access key {request.key_id} is not the key being rotated ({wanted}); pass "
+                "--user NAME to rotate another key"
+            )
+        return by_id[wanted]
+
+    active = [key for key in keys if key.status == "Active"]
+    if len(active) == 1:
+        return active[0]
+    if not keys:
+        raise NotFoundError(f"{subject.label} has no access key to rotate")
+    raise InvalidInputError(
+        f"{subject.label} has keys {owned}; name the one to replace, for example "
+        f"keyrot rotate --user {subject.user_name} {keys[0].access_key_id} ..."
+    )
+
+
+def _spare_to_delete(
+    subject: Subject,
+    keys: list[AccessKey],
+    old_key: AccessKey,
+    request: RotationRequest,
+    interaction: Interaction,
+) -> AccessKey | None:
+    others = [key for key in keys if key.access_key_id != old_key.access_key_id]
+    if not others:
+        return None
+
+    spare = others[0]
+    listing = [_key_line(key) for key in keys]
+    limit = (
+        f"{subject.label} already has two access keys, the most IAM allows, so no new key can "
+        "be created"
+    )
+    if spare.status == "Active":
+        raise SafetyRefusal(
+            f"{limit}; the other key {spare.access_key_id} is active and keyrot never touches an "
+            "active key other than the one it replaces. Nothing was changed; deactivate and "
+            "delete that key first if it is no longer used",
+            details=listing,
+        )
+    if request.delete_inactive_key or request.assume_yes:
+        return spare
+
+    question = f"{limit}. Delete the inactive key {spare.access_key_id} to make room?"
+    if interaction.confirm is None or request.dry_run:
+        raise SafetyRefusal(
+            f"{limit}. Nothing was changed; pass --delete-inactive-key to delete the inactive "
+            f"key {spare.access_key_id} first",
+            details=listing,
+        )
+    for line in listing:
+        interaction.reporter.note(line)
+    if not interaction.confirm(question):
+        raise SafetyRefusal(f"{limit}. Nothing was changed")
+    return spare
+
+
+def _key_line(key: AccessKey) -> str:
+    use = key.last_use
+    last_used = "never used"
+    if use is not None and use.date is not None:
+        last_used = f"last used {iso_utc(use.date)}"
+    if use is not None and use.service:
+        last_used += f" ({use.service})"
+    return f"{key.access_key_id}  {key.status}  created {iso_utc(key.create_date)}  {last_used}"
+
+
+def _dry_run_report(plan: RotationPlan) -> RotationReport:
+    after = keys_after(plan, None)
+    return RotationReport(plan=plan, dry_run=True, new_key=None, after=after,
+                          changed=changed_keys(plan, None))
+
+
+def _execute(
+    service: IamService,
+    iam: IamService,
+    plan: RotationPlan,
+    request: RotationRequest,
+    interaction: Interaction,
+    *,
+    uses_mfa: bool,
+) -> RotationReport:
+    reporter = interaction.reporter
+    if plan.spare_key is not None:
+        iam.delete_key(plan.subject.user_name, plan.spare_key.access_key_id)
+        reporter.note(f"deleted the inactive key {plan.spare_key.access_key_id} to make room")
+
+    new_key = _create_key(iam, plan)
+    attempts = _verify_or_roll_back(service, iam, plan, new_key, request, interaction)
+    reporter.note(f"created {new_key.key.access_key_id}; it verified after {attempts} "
+                  f"attempt{'s' if attempts != 1 else ''}")
+
+    saved_path = _save_or_roll_back(iam, plan, new_key, reporter)
+    signer = iam if uses_mfa or not plan.self_rotation else service.signed_with(
+        new_key.key.access_key_id, new_key.secret_access_key)
+    retire_error = retire_old_key(signer, plan, reporter)
+    if retire_error is None:
+        journal.remove(plan.scope)
+
+    return RotationReport(
+        plan=plan,
+        dry_run=False,
+        new_key=new_key,
+        after=keys_after(plan, new_key, retired=retire_error is None),
+        changed=changed_keys(plan, new_key, retired=retire_error is None),
+        saved_path=saved_path,
+        retire_error=retire_error,
+    )
+
+
+def _create_key(iam: IamService, plan: RotationPlan) -> NewAccessKey:
+    entry = journal.Journal(
+        scope=plan.scope,
+        stage="creating",
+        user_name=plan.subject.user_name,
+        old_access_key_id=plan.old_key.access_key_id,
+        retire=plan.retire,
+        destination=plan.destination.to_record(),
+        started_at=iso_utc(datetime.now(UTC)) or "",
+        existing_key_ids=[key.access_key_id for key in plan.before
+                          if key is not plan.spare_key],
+    )
+    journal.save(entry)
+
+    try:
+        new_key = iam.create_key(plan.subject.user_name)
+    except AwsRequestError:
+        # The request may have reached IAM; the journal lets the next run look for the key.
+        raise
+    except KeyrotError:
+        journal.remove(plan.scope)
+        raise
+
+    try:
+        journal.save(_with_new_key(entry, new_key))
+    except KeyrotError as error:
+        roll_back(iam, plan, new_key, error)
+    return new_key
+
+
+def _with_new_key(entry: journal.Journal, new_key: NewAccessKey) -> journal.Journal:
+    return journal.Journal(
+        **{
+            **entry.__dict__,
+            "stage": "created",
+            "new_access_key_id": new_key.key.access_key_id,
+            "new_secret_access_key": new_key.secret_access_key,
+        }
+    )
+
+
+def _verify_or_roll_back(
+    service: IamService,
+    iam: IamService,
+    plan: RotationPlan,
+    new_key: NewAccessKey,
+    request: RotationRequest,
+    interaction: Interaction,
+) -> int:
+    try:
+        return verify_new_key(service, plan, new_key, request.verify_timeout, interaction.sleep)
+    except KeyrotError as error:
+        roll_back(iam, plan, new_key, error)
+
+
+def verify_new_key(
+    service: IamService,
+    plan: RotationPlan,
+    new_key: NewAccessKey,
+    timeout: float,
+    sleep: Callable[[float], None],
+) -> int:
+    """Poll STS GetCallerIdentity signed with the new key until it names the same user.
+
+    IAM takes seconds to accept a new key everywhere, so rejected credentials are retried with
+    a doubling delay until timeout seconds have passed. Return the number of attempts.
+    """
+    key_id = new_key.key.access_key_id
+    checker = service.signed_with(key_id, new_key.secret_access_key)
+    deadline = time.monotonic() + timeout
+    delay = FIRST_VERIFY_DELAY
+    attempts = 0
+
+    while True:
+        attempts += 1
+        try:
+            identity = checker.caller()
+        except (CredentialsError, AwsRequestError) as error:
+            logger.info("verify attempt %d of %s failed: %s", attempts, key_id, error.message)
+            if time.monotonic() + delay > deadline:
+                raise SafetyRefusal(
+                    f"the new key {key_id} was not accepted by STS GetCallerIdentity within "
+                    f"{timeout:g} seconds ({attempts} attempts; last error: {error.message}); "
+                    "raise --verify-timeout if IAM is slow to accept new keys"
+                ) from None
+            sleep(delay)
+            delay = min(delay * 2, MAX_VERIFY_DELAY)
+            continue
+
+        _check_same_user(plan.subject, identity, key_id)
+        return attempts
+
+
+def _check_same_user(subject: Subject, identity: Identity, key_id: str) -> None:
+    if subject.user_name is None:
+        assert subject.caller is not None
+        same = identity.arn == subject.caller.arn
+    else:
+        same = identity.user_name == subject.user_name
+    if not same:
+        raise SafetyRefusal(
+            f"the new key {key_id} signs as {identity.arn}, not as {subject.label}"
+        )
+
+
+def _save_or_roll_back(
+    iam: IamService, plan: RotationPlan, new_key: NewAccessKey, reporter: Reporter
+) -> Path | None:
+    try:
+        result = plan.destination.save(new_key)
+    except KeyrotError as error:
+        roll_back(iam, plan, new_key, error)
+
+    if result.warning:
+        reporter.warn(result.warning)
+    if result.path is not None:
+        reporter.note(f"saved the new key to {_saved_where(plan.destination, result.path)}")
+    return result.path
+
+
+def _saved_where(destination: Destination, path: Path) -> str:
+    if isinstance(destination, ProfileDestination):
+        return f"[{destination.section}] in {path}"
+    return str(path)
+
+
+def roll_back(
+    iam: IamService, plan: RotationPlan, new_key: NewAccessKey, cause: KeyrotError
+) -> NoReturn:
+    """Delete the new key after cause stopped the rotation, then raise the matching error."""
+    key_id = new_key.key.access_key_id
+    try:
+        iam.delete_key(plan.subject.user_name, key_id)
+    except KeyrotError as error:
+        user_option = f" --user-name {plan.subject.user_name}" if plan.subject.user_name else ""
+        raise PartialFailure(
+            f"{cause.message}; deleting the new key {key_id} again also failed: {error.message}",
+            details=[
+                f"orphan key: {key_id} of {plan.subject.label} (its secret is in the recovery "
+                f"journal {journal.journal_path(plan.scope)}, and nowhere else)",
+                f"old key: {plan.old_key.access_key_id}, unchanged and still active",
+                f"to finish: aws iam delete-access-key{plan.profile_flag}{user_option} "
+                f"--access-key-id {key_id}, or run keyrot rotate again to roll back",
+            ],
+        ) from None
+
+    journal.remove(plan.scope)
+    spare = plan.spare_key
+    removed = f" (the inactive key {spare.access_key_id} was deleted)" if spare else ""
+    raise SafetyRefusal(
+        f"{cause.message}; the new key {key_id} was deleted again, and the old key "
+        f"{plan.old_key.access_key_id} and {plan.destination.describe()} are unchanged"
+        f"{removed}"
+    )
+
+
+def retire_old_key(
+    signer: IamService, plan: RotationPlan, reporter: Reporter
+) -> PartialFailure | None:
+    """Deactivate, delete or keep the old key; return the failure instead of raising it."""
+    key_id = plan.old_key.access_key_id
+    user_name = plan.subject.user_name
+    try:
+        if plan.retire == "deactivate":
+            signer.set_status(user_name, key_id, "Inactive")
+        elif plan.retire == "delete":
+            _delete_if_present(signer, user_name, key_id)
+    except KeyrotError as error:
+        return PartialFailure(
+            f"the new key is saved and works, but retiring the old key {key_id} failed: "
+            f"{error.message}",
+            details=[
+                f"old key: {key_id}, still active",
+                f"to finish: {plan.finish_command()}",
+            ],
+        )
+
+    reporter.note(f"{RETIRE_RESULTS[plan.retire]} the old key {key_id}")
+    return None
+
+
+def _delete_if_present(signer: IamService, user_name: str | None, key_id: str) -> None:
+    try:
+        signer.delete_key(user_name, key_id)
+    except NotFoundError:
+        # An earlier, interrupted run already deleted it.
+        return
+
+
+def keys_after(
+    plan: RotationPlan, new_key: NewAccessKey | None, *, retired: bool = True
+) -> list[AccessKey]:
+    spare_id = plan.spare_key.access_key_id if plan.spare_key else None
+    old_id = plan.old_key.access_key_id
+    after: list[AccessKey] = []
+    for key in plan.before:
+        if key.access_key_id == spare_id:
+            continue
+        if key.access_key_id == old_id and retired:
+            if plan.retire == "delete":
+                continue
+            if plan.retire == "deactivate":
+                key = key.with_status("Inactive")
+        after.append(key)
+    if new_key is not None:
+        after.append(new_key.key.with_last_use(LastUse()))
+    return after
+
+
+def changed_keys(
+    plan: RotationPlan, new_key: NewAccessKey | None, *, retired: bool = True
+) -> list[str]:
+    changed = [plan.spare_key.access_key_id] if plan.spare_key else []
+    if new_key is not None:
+        changed.append(new_key.key.access_key_id)
+    if retired and plan.retire != "keep":
+        changed.append(plan.old_key.access_key_id)
+    return changed

@@ -1,0 +1,229 @@
+"""Finishing or rolling back a rotation that a crash, a kill or a lost connection interrupted.
+
+The journal says how far the earlier run got. If the destination already holds the new key,
+the job is finished: the old key is retired as planned. If the destination still holds the old
+key, the new key is deleted again and the run goes on with a fresh rotation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from keyrot import journal
+from keyrot.errors import SafetyRefusal
+from keyrot.iam import IamService
+from keyrot.keystatus import Subject
+from keyrot.models import AccessKey, NewAccessKey
+from keyrot.rotation import (
+    Interaction,
+    LocalState,
+    RotationPlan,
+    RotationReport,
+    RotationRequest,
+    changed_keys,
+    keys_after,
+    retire_old_key,
+    verify_new_key,
+)
+from keyrot.secret_destinations import Destination, OutputDestination, destination_from_record
+
+
+def recover(
+    service: IamService,
+    iam: IamService,
+    entry: journal.Journal,
+    subject: Subject,
+    request: RotationRequest,
+    local: LocalState,
+    interaction: Interaction,
+) -> RotationReport | None:
+    """Finish or roll back the rotation entry records.
+
+    Return the report when the earlier job was finished; return None when it was rolled back
+    (or never created a key), so the caller goes on with a fresh rotation.
+    """
+    reporter = interaction.reporter
+    path = journal.journal_path(entry.scope)
+    if request.dry_run:
+        reporter.note(f"the journal {path} records an interrupted rotation; a run without "
+                      "--dry-run finishes or rolls it back first")
+        return None
+
+    keys = iam.list_keys(entry.user_name)
+    if entry.stage == "creating":
+        _recover_before_create(entry, subject, keys, interaction)
+        return None
+
+    destination = destination_from_record(entry.destination)
+    new_key = _journal_key(entry, keys)
+    plan = _recovery_plan(entry, subject, keys, destination, local)
+    listed = {key.access_key_id for key in keys}
+
+    if new_key.key.access_key_id not in listed:
+        _forget_missing_key(entry, destination, new_key, interaction)
+        return None
+    if _destination_has_new_key(service, plan, new_key, request, interaction):
+        return _finish(iam, plan, new_key, keys, entry, interaction)
+
+    _check_still_old(destination, entry, path)
+    iam.delete_key(entry.user_name, new_key.key.access_key_id)
+    journal.remove(entry.scope)
+    reporter.note(
+        f"rolled back an interrupted rotation of {subject.label}: deleted the new key "
+        f"{new_key.key.access_key_id}, because {destination.describe()} still holds the old key "
+        f"{entry.old_access_key_id}"
+    )
+    return None
+
+
+def _recover_before_create(
+    entry: journal.Journal, subject: Subject, keys: list[AccessKey], interaction: Interaction
+) -> None:
+    unknown = [key for key in keys if key.access_key_id not in entry.existing_key_ids]
+    journal.remove(entry.scope)
+    if not unknown:
+        interaction.reporter.note(
+            f"an earlier rotation of {subject.label} stopped before IAM created a key; "
+            "nothing to undo"
+        )
+        return
+
+    user_option = f" --user-name {subject.user_name}" if subject.user_name else ""
+    raise SafetyRefusal(
+        f"an earlier rotation of {subject.label} was interrupted while IAM created a key, so "
+        "that key's secret was never stored; nothing was changed now",
+        details=[
+            *[f"unknown key: {key.access_key_id} ({key.status}), created "
+              f"{key.create_date:%Y-%m-%dT%H:%M:%SZ}, after the rotation started at "
+              f"{entry.started_at}" for key in unknown],
+            "if that key is the one keyrot created, it cannot be used; delete it with "
+            f"aws iam delete-access-key{user_option} --access-key-id {unknown[0].access_key_id}, "
+            "then run keyrot rotate again",
+        ],
+    )
+
+
+def _journal_key(entry: journal.Journal, keys: list[AccessKey]) -> NewAccessKey:
+    assert entry.new_access_key_id is not None and entry.new_secret_access_key is not None
+    listed = {key.access_key_id: key for key in keys}
+    key = listed.get(entry.new_access_key_id) or AccessKey(
+        user_name=entry.user_name or "",
+        access_key_id=entry.new_access_key_id,
+        status="Active",
+        create_date=keys[0].create_date if keys else _epoch(),
+    )
+    return NewAccessKey(key=key, secret_access_key=entry.new_secret_access_key)
+
+
+def _recovery_plan(
+    entry: journal.Journal,
+    subject: Subject,
+    keys: list[AccessKey],
+    destination: Destination,
+    local: LocalState,
+) -> RotationPlan:
+    listed = {key.access_key_id: key for key in keys}
+    old_key = listed.get(entry.old_access_key_id) or AccessKey(
+        user_name=entry.user_name or "",
+        access_key_id=entry.old_access_key_id,
+        status="Deleted",
+        create_date=_epoch(),
+    )
+    before = [key for key in keys if key.access_key_id != entry.new_access_key_id]
+    return RotationPlan(
+        subject=subject,
+        self_rotation=entry.scope.startswith(("profile:", "key:")),
+        old_key=old_key,
+        spare_key=None,
+        destination=destination,
+        scope=entry.scope,
+        retire=entry.retire,  # type: ignore[arg-type]
+        before=before,
+        profile_flag=local.profile_flag,
+    )
+
+
+def _destination_has_new_key(
+    service: IamService,
+    plan: RotationPlan,
+    new_key: NewAccessKey,
+    request: RotationRequest,
+    interaction: Interaction,
+) -> bool:
+    holds = plan.destination.holds(new_key.key.access_key_id)
+    if holds is not None:
+        return holds
+
+    # The command output is the destination: the secret reaches the user only if this run
+    # prints it, and only a key that verifies is worth printing.
+    if not request.secret_output:
+        return False
+    verify_new_key(service, plan, new_key, request.verify_timeout, interaction.sleep)
+    return True
+
+
+def _finish(
+    iam: IamService,
+    plan: RotationPlan,
+    new_key: NewAccessKey,
+    keys: list[AccessKey],
+    entry: journal.Journal,
+    interaction: Interaction,
+) -> RotationReport:
+    old_listed = any(key.access_key_id == entry.old_access_key_id for key in keys)
+    retire_error = retire_old_key(iam, plan, interaction.reporter) if old_listed else None
+    if retire_error is None:
+        journal.remove(entry.scope)
+
+    interaction.reporter.note(
+        f"finished an interrupted rotation of {plan.subject.label}: the new key "
+        f"{new_key.key.access_key_id} is in {plan.destination.describe()}"
+    )
+    retired = retire_error is None
+    return RotationReport(
+        plan=plan,
+        dry_run=False,
+        new_key=new_key,
+        after=keys_after(plan, new_key, retired=retired),
+        changed=changed_keys(plan, new_key, retired=retired),
+        recovery="finished",
+        retire_error=retire_error,
+    )
+
+
+def _forget_missing_key(
+    entry: journal.Journal,
+    destination: Destination,
+    new_key: NewAccessKey,
+    interaction: Interaction,
+) -> None:
+    key_id = new_key.key.access_key_id
+    if destination.holds(key_id):
+        raise SafetyRefusal(
+            f"{destination.describe()} holds the key {key_id} from an interrupted rotation, but "
+            f"IAM no longer lists that key; the old key {entry.old_access_key_id} was not "
+            f"retired. Put a working key into {destination.describe()}, then remove "
+            f"{journal.journal_path(entry.scope)}"
+        )
+    journal.remove(entry.scope)
+    interaction.reporter.note(
+        f"an interrupted rotation had created {key_id}, which IAM no longer lists; nothing to "
+        "undo"
+    )
+
+
+def _check_still_old(destination: Destination, entry: journal.Journal, path: object) -> None:
+    if isinstance(destination, OutputDestination):
+        return
+    if destination.holds(entry.old_access_key_id):
+        return
+    raise SafetyRefusal(
+        f"{destination.describe()} holds neither the old key {entry.old_access_key_id} nor the "
+        f"new key {entry.new_access_key_id} of an interrupted rotation, so keyrot cannot tell "
+        f"which one to keep. The new key's secret is in {path}; put the key you want into "
+        "the file and remove the journal, or delete the new key"
+    )
+
+
+def _epoch() -> datetime:
+    return datetime.fromtimestamp(0, UTC)

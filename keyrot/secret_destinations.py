@@ -1,0 +1,196 @@
+"""Where a rotation puts the new key's secret: a profile, an env file, or the command's output.
+
+Every destination is chosen before any key is created. A destination can also tell whether it
+already holds a given key ID, which is how the recovery of an interrupted rotation decides
+between finishing the job and rolling it back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from keyrot.atomic_file import replace_file
+from keyrot.errors import InvalidInputError, SafetyRefusal
+from keyrot.models import NewAccessKey
+
+ENV_ID_NAME = "AWS_ACCESS_KEY_ID"
+ENV_SECRET_NAME = "AWS_SECRET_ACCESS_KEY"
+ENV_TOKEN_NAMES = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+ENV_LINE_PATTERN = re.compile(r"^(?P<prefix>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """The file a secret was written to, if any, and a warning about that file."""
+
+    path: Path | None
+    warning: str | None = None
+
+
+class Destination(Protocol):
+    """A place that receives the new key's ID and secret."""
+
+    def describe(self) -> str:
+        """Return a phrase for messages, such as "profile work in /home/me/.aws/credentials"."""
+        ...
+
+    def to_record(self) -> dict[str, str]:
+        """Return the destination as strings, for the journal and the JSON document."""
+        ...
+
+    def holds(self, access_key_id: str) -> bool | None:
+        """Return whether the destination holds access_key_id now; None when it cannot tell."""
+        ...
+
+    def save(self, new_key: NewAccessKey) -> SaveResult:
+        """Write the new key; raise a KeyrotError, leaving the old content, if that fails."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProfileDestination:
+    """A section of an AWS credentials or config file; create adds a missing file or section."""
+
+    path: Path
+    section: str
+    create: bool = False
+
+    def describe(self) -> str:
+        return f"[{self.section}] in {self.path}"
+
+    def to_record(self) -> dict[str, str]:
+        return {"Type": "profile", "Path": str(self.path), "Section": self.section}
+
+    def holds(self, access_key_id: str) -> bool:
+        from keyrot.credentials import sections_with_key
+
+        if not self.path.exists():
+            return False
+        return self.section in sections_with_key(self.path, access_key_id)
+
+    def save(self, new_key: NewAccessKey) -> SaveResult:
+        from keyrot.credentials import write_profile_key
+
+        result = write_profile_key(
+            self.path,
+            self.section,
+            new_key.key.access_key_id,
+            new_key.secret_access_key,
+            create=self.create,
+        )
+        return SaveResult(path=result.path, warning=result.mode_warning)
+
+
+@dataclass(frozen=True)
+class EnvFileDestination:
+    """A file of KEY=value lines, as read by `docker --env-file`, systemd and dotenv loaders.
+
+    Saving replaces the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY lines (appending any that
+    are missing), drops session token lines, and keeps every other line as it was.
+    """
+
+    path: Path
+
+    def describe(self) -> str:
+        return f"env file {self.path}"
+
+    def to_record(self) -> dict[str, str]:
+        return {"Type": "env-file", "Path": str(self.path)}
+
+    def holds(self, access_key_id: str) -> bool:
+        return _env_value(self._read_lines(), ENV_ID_NAME) == access_key_id
+
+    def save(self, new_key: NewAccessKey) -> SaveResult:
+        values = {
+            ENV_ID_NAME: new_key.key.access_key_id,
+            ENV_SECRET_NAME: new_key.secret_access_key,
+        }
+        content = "".join(_env_lines_with(self._read_lines(), values)).encode("utf-8")
+
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            replace_file(self.path, content, 0o600)
+        except OSError as error:
+            raise SafetyRefusal(
+                f"writing {self.path} failed: {error.strerror or error}; it was left unchanged"
+            ) from None
+        return SaveResult(path=self.path)
+
+    def _read_lines(self) -> list[str]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except UnicodeDecodeError:
+            raise InvalidInputError(
+                f"env file {self.path} is not UTF-8 text; give another --env-file"
+            ) from None
+        except OSError as error:
+            raise InvalidInputError(
+                f"cannot read env file {self.path}: {error.strerror}; give another --env-file"
+            ) from None
+        return text.splitlines(keepends=True)
+
+
+@dataclass(frozen=True)
+class OutputDestination:
+    """The command's own output (--output json or --show-secret); nothing is written to disk."""
+
+    def describe(self) -> str:
+        return "the command output"
+
+    def to_record(self) -> dict[str, str]:
+        return {"Type": "output"}
+
+    def holds(self, access_key_id: str) -> None:
+        return None
+
+    def save(self, new_key: NewAccessKey) -> SaveResult:
+        return SaveResult(path=None)
+
+
+def destination_from_record(record: dict[str, str]) -> Destination:
+    """Rebuild a destination written by to_record, as read back from a journal."""
+    kind = record.get("Type")
+    if kind == "profile":
+        return ProfileDestination(Path(record["Path"]), record["Section"], create=True)
+    if kind == "env-file":
+        return EnvFileDestination(Path(record["Path"]))
+    if kind == "output":
+        return OutputDestination()
+    raise InvalidInputError(f"unknown destination type {kind!r} in a recovery journal")
+
+
+def _env_value(lines: list[str], name: str) -> str | None:
+    for line in lines:
+        found = ENV_LINE_PATTERN.match(line)
+        if found and found.group("name") == name:
+            return line[found.end():].strip().strip("'\"")
+    return None
+
+
+def _env_lines_with(lines: list[str], values: dict[str, str]) -> list[str]:
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    written: set[str] = set()
+    result: list[str] = []
+
+    for line in lines:
+        found = ENV_LINE_PATTERN.match(line)
+        name = found.group("name") if found else None
+        if name in ENV_TOKEN_NAMES:
+            continue
+        if found and name in values:
+            ending = line[len(line.rstrip("\r\n")):] or newline
+            result.append(f"{found.group('prefix')}{name}={values[name]}{ending}")
+            written.add(name)
+            continue
+        result.append(line)
+
+    if result and not result[-1].endswith("\n"):
+        result[-1] += newline
+    result.extend(f"{name}={value}{newline}" for name, value in values.items()
+                  if name not in written)
+    return result
