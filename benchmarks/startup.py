@@ -1,9 +1,9 @@
 """Measure what one TAB press costs: a keyrot completion request against `python -c 'import click'`.
 
 Both commands run as fresh processes, interleaved round by round so background load falls on both
-alike, after a few warm-up runs. The result is the ratio of their medians, measured in the same run,
-so it does not depend on how fast the machine is. The script also runs the completion request once
-under `python -X importtime` and lists any module it loaded from boto3, botocore or rich.
+alike, after a few warm-up rounds. The result is the ratio of their medians, measured in the same
+run, so it does not depend on how fast the machine is. The script also runs the completion request
+once under `python -X importtime` and lists any module it loaded from boto3, botocore or rich.
 
 Usage: python benchmarks/startup.py [--rounds N] [--limit RATIO]
 It prints a Markdown section for docs/benchmarks.md. It exits 1 if the ratio is over the limit
@@ -13,74 +13,40 @@ or a heavy module was loaded.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from datetime import UTC, datetime
-from pathlib import Path
 
-KEYROT = Path(sys.executable).parent / "keyrot"
+from common import BIN, interleaved_medians, isolated_environment, machine_line, time_command
+
 COMPLETION_WORDS = "keyrot deactivate --output "
 COMPLETION_ENVIRONMENT = {
     "_KEYROT_COMPLETE": "bash_complete",
     "COMP_WORDS": COMPLETION_WORDS,
     "COMP_CWORD": "3",
 }
-COMPLETION_COMMAND = (
-    f"_KEYROT_COMPLETE=bash_complete COMP_WORDS='{COMPLETION_WORDS}' COMP_CWORD=3 keyrot"
-)
-BASELINE_COMMAND = "python -c 'import click'"
+COMPLETION = f"_KEYROT_COMPLETE=bash_complete COMP_WORDS='{COMPLETION_WORDS}' COMP_CWORD=3 keyrot"
+BASELINE = "python -c 'import click'"
 HEAVY_PACKAGES = ("boto3", "botocore", "rich")
-WARM_UP_RUNS = 3
+WARM_UP_ROUNDS = 3
+# A completion request sends nothing; should one ever try, it stays on loopback and fails at once.
+UNUSED_ENDPOINT = "http://127.0.0.1:9"
 
 
-def isolated_environment(folder: Path) -> dict[str, str]:
-    """Return the current environment with empty AWS files and HOME in folder."""
-    (folder / "config").write_text("")
-    (folder / "credentials").write_text("")
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith(("AWS_", "_KEYROT_", "COMP_"))}
-    environment.update(
-        AWS_CONFIG_FILE=str(folder / "config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(folder / "credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        HOME=str(folder),
-    )
-    return environment
-
-
-def seconds_to_run(command: list[str], environment: dict[str, str]) -> float:
-    """Run command once, its output discarded, and return the wall-clock seconds it took."""
-    started = time.perf_counter()
-    subprocess.run(command, env=environment, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - started
-
-
-def measure(environment: dict[str, str], rounds: int) -> tuple[list[float], list[float]]:
-    """Return the completion and baseline timings, interleaved round by round."""
+def medians(environment: dict[str, str], rounds: int) -> dict[str, float]:
+    """Return the median seconds of the completion request and of the baseline."""
     completion_environment = {**environment, **COMPLETION_ENVIRONMENT}
-    completion = [str(KEYROT)]
-    baseline = [sys.executable, "-c", "import click"]
-    for _ in range(WARM_UP_RUNS):
-        seconds_to_run(completion, completion_environment)
-        seconds_to_run(baseline, environment)
-
-    completion_times: list[float] = []
-    baseline_times: list[float] = []
-    for _ in range(rounds):
-        completion_times.append(seconds_to_run(completion, completion_environment))
-        baseline_times.append(seconds_to_run(baseline, environment))
-    return completion_times, baseline_times
+    runners = {
+        COMPLETION: lambda: time_command([str(BIN / "keyrot")], completion_environment),
+        BASELINE: lambda: time_command([sys.executable, "-c", "import click"], environment),
+    }
+    interleaved_medians(runners, WARM_UP_ROUNDS)
+    return interleaved_medians(runners, rounds)
 
 
 def heavy_modules(environment: dict[str, str]) -> list[str]:
     """Run the completion request under -X importtime; return modules from HEAVY_PACKAGES."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", str(KEYROT)],
+        [sys.executable, "-X", "importtime", str(BIN / "keyrot")],
         env={**environment, **COMPLETION_ENVIRONMENT},
         capture_output=True, text=True, check=True,
     )
@@ -89,34 +55,24 @@ def heavy_modules(environment: dict[str, str]) -> list[str]:
     return sorted(name for name in names if name.split(".")[0] in HEAVY_PACKAGES)
 
 
-def report(completion: list[float], baseline: list[float], heavy: list[str], limit: float) -> str:
+def report(times: dict[str, float], heavy: list[str], rounds: int, limit: float) -> str:
     """Return the Markdown section for docs/benchmarks.md."""
-    completion_ms = statistics.median(completion) * 1000
-    baseline_ms = statistics.median(baseline) * 1000
-    ratio = completion_ms / baseline_ms
+    ratio = times[COMPLETION] / times[BASELINE]
     verdict = "within" if ratio <= limit else "over"
     return "\n".join([
         "## Completion",
         "",
-        f"Command: `python benchmarks/startup.py --rounds {len(completion)}`",
-        f"Machine: {usable_cpus()} CPUs (nproc), {platform.machine()}, "
-        f"Python {platform.python_version()}; date {datetime.now(UTC):%Y-%m-%d}",
+        f"Command: `python benchmarks/startup.py --rounds {rounds}`; {machine_line()}; "
+        f"medians of {rounds} interleaved runs after {WARM_UP_ROUNDS} warm-up rounds.",
         "",
-        "| command | median | fastest |",
-        "|---|---|---|",
-        f"| `{COMPLETION_COMMAND}` | {completion_ms:.1f} ms | {min(completion) * 1000:.1f} ms |",
-        f"| `{BASELINE_COMMAND}` | {baseline_ms:.1f} ms | {min(baseline) * 1000:.1f} ms |",
+        "| command | median |",
+        "|---|---|",
+        f"| `{COMPLETION}` | {times[COMPLETION] * 1000:.1f} ms |",
+        f"| `{BASELINE}` | {times[BASELINE] * 1000:.1f} ms |",
         "",
-        f"Ratio of medians: {ratio:.2f}, {verdict} the limit of {limit:.2f}. "
+        f"Ratio: {ratio:.2f}, {verdict} the limit of {limit:.2f}. "
         f"Modules loaded from {', '.join(HEAVY_PACKAGES)}: {', '.join(heavy) or 'none'}.",
     ])
-
-
-def usable_cpus() -> int:
-    """Return the CPUs this process may run on, as `nproc` counts them."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def main() -> int:
@@ -126,13 +82,12 @@ def main() -> int:
                         help="highest acceptable ratio of the two medians")
     arguments = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="keyrot-startup-") as folder:
-        environment = isolated_environment(Path(folder))
-        completion, baseline = measure(environment, arguments.rounds)
+    with isolated_environment(UNUSED_ENDPOINT) as environment:
+        times = medians(environment, arguments.rounds)
         heavy = heavy_modules(environment)
 
-    print(report(completion, baseline, heavy, arguments.limit))
-    ratio = statistics.median(completion) / statistics.median(baseline)
+    print(report(times, heavy, arguments.rounds, arguments.limit))
+    ratio = times[COMPLETION] / times[BASELINE]
     return 0 if ratio <= arguments.limit and not heavy else 1
 
 
