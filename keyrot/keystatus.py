@@ -144,9 +144,10 @@ def _check_keys_exist(subject: Subject, keys: list[AccessKey], key_ids: tuple[st
         return
 
     owned = ", ".join(sorted(known)) or "none"
+    hint = " (pass --user NAME for another user's key)" if subject.user_name is None else ""
     raise NotFoundError(
         f"access key {', '.join(missing)} not found for {subject.label}; "
-        f"that user's keys are: {owned}"
+        f"that user's keys are: {owned}{hint}"
     )
 
 

@@ -424,3 +424,15 @@ def test_partial_failure_names_finish_and_undo(iam, proxy):
     assert f"not changed: {second.access_key_id}" in result.stderr
     assert f"to finish: keyrot deactivate --user Bob {second.access_key_id}" in result.stderr
     assert f"to undo: keyrot activate --user Bob {first.access_key_id}" in result.stderr
+
+
+def test_other_users_key_without_user_hints(iam, monkeypatch):
+    bob = create_user_with_keys(iam, "Bob", 1)[0]
+    alice = create_user_with_keys(iam, "Alice", 1)[0]
+    sign_as(monkeypatch, bob)
+
+    result = run("deactivate", alice.access_key_id)
+
+    assert result.exit_code == 3
+    assert f"access key {alice.access_key_id} not found for Bob" in result.stderr
+    assert "pass --user NAME for another user's key" in result.stderr
