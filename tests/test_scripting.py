@@ -117,40 +117,64 @@ def test_lock_out_with_force_needs_no_terminal(iam, bob_profile):
     assert statuses(iam, "Bob") == {bob_profile: "Inactive"}
 
 
-def prompting_calls(path: Path) -> list[str]:
-    """Return each use of click.confirm, click.prompt, input() or getpass in a module."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        name = None
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.value.id == "click" and node.attr in ("confirm", "prompt"):
-                name = f"click.{node.attr}"
-        elif isinstance(node, ast.ImportFrom) and node.module == "click":
-            imported = {alias.name for alias in node.names} & {"confirm", "prompt"}
-            name = ", ".join(sorted(imported)) or None
-        elif isinstance(node, ast.Name) and node.id in ("input", "getpass"):
-            name = node.id
-        elif isinstance(node, ast.alias) and node.name == "getpass":
-            name = "getpass"
-        if name is not None:
-            found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')} {name}")
-    return found
+def is_prompt(node: ast.AST) -> bool:
+    """Tell whether node uses click.confirm, click.prompt, input or getpass."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.value.id == "click" and node.attr in ("confirm", "prompt")
+    if isinstance(node, ast.ImportFrom) and node.module == "click":
+        return bool({alias.name for alias in node.names} & {"confirm", "prompt"})
+    if isinstance(node, ast.Name):
+        return node.id in ("input", "getpass")
+    return isinstance(node, ast.alias) and node.name == "getpass"
 
 
-def test_prompts_go_through_confirmer():
-    """Every prompt goes through CommonOptions.confirmer, which prompts only on a terminal.
+def prompt_uses(tree: ast.AST) -> list[ast.AST]:
+    return [node for node in ast.walk(tree) if is_prompt(node)]
 
-    A command that needs an answer without a terminal must then fail with its exit code and
-    name the flag that answers the question.
+
+def checks_terminal(function: ast.AST) -> bool:
+    return any(isinstance(node, ast.Attribute) and node.attr == "isatty"
+               for node in ast.walk(function))
+
+
+def unguarded_prompts(path: Path, root: Path = ROOT) -> list[str]:
+    """Return prompts in a module that sit outside a function checking for a terminal."""
+    tree = ast.parse(path.read_text(), str(path))
+    guarded: set[int] = set()
+    functions = [node for node in ast.walk(tree)
+                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    for function in functions:
+        if checks_terminal(function):
+            guarded.update(id(node) for node in prompt_uses(function))
+    return [f"{path.relative_to(root)}:{getattr(node, 'lineno', '?')}"
+            for node in prompt_uses(tree) if id(node) not in guarded]
+
+
+def test_every_prompt_checks_for_terminal():
+    """Each function that prompts also checks stdin.isatty(), as CommonOptions.confirmer does.
+
+    Without a terminal a command then fails with its exit code and names the flag that answers
+    the question, instead of waiting for input that never comes.
     """
-    allowed = ROOT / "keyrot" / "commands" / "common.py"
     modules = sorted((ROOT / "keyrot").rglob("*.py"))
+    confirmer = ast.parse((ROOT / "keyrot" / "commands" / "common.py").read_text())
 
-    calls = [call for path in modules if path != allowed for call in prompting_calls(path)]
+    unguarded = [place for path in modules for place in unguarded_prompts(path)]
 
     assert len(modules) > len(COMMANDS)
-    assert prompting_calls(allowed) != []
-    assert calls == []
+    assert prompt_uses(confirmer) != []
+    assert unguarded == []
+
+
+def test_unguarded_prompt_is_found(tmp_path):
+    module = tmp_path / "prompting.py"
+    module.write_text(
+        "import sys\n\nimport click\n\n"
+        "def ask() -> bool:\n    return click.confirm('Go?')\n\n"
+        "def ask_on_terminal() -> bool:\n    return sys.stdin.isatty() and click.confirm('Go?')\n"
+    )
+
+    assert unguarded_prompts(module, root=tmp_path) == ["prompting.py:6"]
 
 
 # Colour and layout
