@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "activate": "keyrot.commands.status:activate",
     "deactivate": "keyrot.commands.status:deactivate",
     "rotate": "keyrot.commands.rotate:rotate",
+    "audit": "keyrot.commands.audit:audit",
+    "delete": "keyrot.commands.delete:delete",
 }
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from keyrot.commands.common import CommonOptions, common_options, key_ids_argument, user_option
+from keyrot.commands.fleet_options import BulkOptions, bulk_options, run_bulk
 
 if TYPE_CHECKING:
     from keyrot.keystatus import Status, StatusReport
@@ -40,20 +41,35 @@ def list_keys(options: CommonOptions, user_name: str | None) -> None:
 
 @click.command()
 @user_option
-@key_ids_argument(required=True)
+@key_ids_argument(required=False)
 @click.option("--force", is_flag=True,
               help="Deactivate even the key that signs this request, which locks it out.")
+@bulk_options
 @common_options
 def deactivate(
-    options: CommonOptions, user_name: str | None, key_ids: tuple[str, ...], force: bool
+    options: CommonOptions,
+    user_name: str | None,
+    key_ids: tuple[str, ...],
+    force: bool,
+    bulk: BulkOptions | None,
 ) -> None:
     """Set one or more access keys to Inactive and show the keys before and after.
+
+    With --all-users, every user's Active keys that match --older-than or --unused-for are
+    deactivated after the plan is shown and confirmed, never the key that signs the requests.
 
     \b
     Examples:
       keyrot deactivate --user Bob AKIAIOSFODNN7EXAMPLE
       keyrot deactivate --dry-run --user Bob AKIAIOSFODNN7EXAMPLE AKIAI44QH8DHBEXAMPLE
+      keyrot deactivate --all-users --older-than 90 --unused-for 30 --yes
     """
+    if bulk is not None:
+        run_bulk(options, "deactivate", bulk, user_name=user_name, key_ids=key_ids, force=force)
+        return
+    if not key_ids:
+        raise click.UsageError("missing ACCESS_KEY_ID: name the keys to deactivate, or use "
+                               "--all-users with --older-than or --unused-for")
     _change_status(options, user_name, key_ids, "Inactive", force)
 
 
