@@ -1,0 +1,216 @@
+"""keyrot rotate when a step fails: slow key propagation, a full disk, rejected calls.
+
+Faults are injected between keyrot and the local IAM endpoint by the proxy in http_proxy.py,
+and at the operating-system level for the disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+from conftest import create_user_with_keys, run
+from rotate_support import (
+    COMMENTS_INI,
+    TWO_PROFILES_INI,
+    install,
+    journal_files,
+    key_statuses,
+    profile_values,
+    use_profile_files,
+)
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "state"
+    monkeypatch.setenv("KEYROT_STATE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def bob(iam):
+    return create_user_with_keys(iam, "Bob", 1)[0]
+
+
+@pytest.fixture
+def credentials(aws_environment):
+    return aws_environment / "credentials"
+
+
+class FullDisk:
+    """While full is set, every write to a file in one folder fails with ENOSPC."""
+
+    def __init__(self, folder):
+        self.folder = f"{folder}/"
+        self.full = True
+        self._real_write = os.write
+
+    def write(self, descriptor, data):
+        try:
+            target = os.readlink(f"/proc/self/fd/{descriptor}")
+        except OSError:
+            target = ""
+        if self.full and target.startswith(self.folder):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self._real_write(descriptor, data)
+
+
+@pytest.fixture
+def full_disk(monkeypatch, aws_environment):
+    disk = FullDisk(aws_environment)
+    monkeypatch.setattr(os, "write", disk.write)
+    return disk
+
+
+def signed_by_new_key(old_key_id):
+    return lambda request: request.access_key_id not in (old_key_id, None) and (
+        not request.access_key_id.startswith("AKIAFAKE")
+    )
+
+
+def test_verify_waits_for_propagation(iam, bob, credentials, proxy):
+    install(credentials, COMMENTS_INI, bob)
+    rejected = proxy.add_rule(
+        "GetCallerIdentity",
+        times=3,
+        error=(403, "InvalidClientTokenId", "The security token included in the request is "
+               "invalid"),
+        match=signed_by_new_key(bob.access_key_id),
+    )
+
+    result = run("rotate", "--profile", "work", "--verify-timeout", "30")
+
+    assert result.exit_code == 0, result.stderr
+    assert rejected.hits == 3
+    assert "verified after 4 attempts" in result.stderr
+    new_id, _ = profile_values(credentials, "work")
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Inactive", new_id: "Active"}
+
+
+def test_verify_never_succeeds_rolls_back(iam, bob, credentials, proxy, state_dir):
+    before = install(credentials, COMMENTS_INI, bob)
+    proxy.add_rule(
+        "GetCallerIdentity",
+        times=None,
+        error=(403, "InvalidClientTokenId", "The security token is invalid"),
+        match=signed_by_new_key(bob.access_key_id),
+    )
+
+    result = run("rotate", "--profile", "work", "--verify-timeout", "1")
+
+    assert result.exit_code == 5
+    assert "not accepted by STS GetCallerIdentity within 1 seconds" in result.stderr
+    assert "was deleted again" in result.stderr
+    assert credentials.read_bytes() == before
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
+    assert journal_files(state_dir) == []
+
+
+def test_f06_full_disk_rolls_back(iam, bob, credentials, monkeypatch, full_disk, state_dir):
+    use_profile_files(monkeypatch)
+    before = install(credentials, TWO_PROFILES_INI, bob)
+
+    result = run("rotate")
+
+    assert result.exit_code == 5
+    assert credentials.read_bytes() == before
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
+    assert "No space left on device" in result.stderr
+    assert "are unchanged" in result.stderr
+    assert journal_files(state_dir) == []
+
+
+def test_f06_failed_rollback_names_orphan(iam, bob, credentials, monkeypatch, full_disk, proxy,
+                                          state_dir):
+    use_profile_files(monkeypatch)
+    before = install(credentials, TWO_PROFILES_INI, bob)
+    proxy.fail("DeleteAccessKey", 500, "ServiceFailure", "Internal failure", times=None)
+
+    result = run("rotate", "--output", "json")
+
+    assert result.exit_code == 6
+    assert credentials.read_bytes() == before
+    orphan = next(key for key in key_statuses(iam, "Bob") if key != bob.access_key_id)
+    assert f"orphan key: {orphan}" in result.stderr
+    assert f"aws iam delete-access-key --profile default --user-name Bob --access-key-id " \
+           f"{orphan}" in result.stderr
+    assert result.stdout == ""
+    journal = json.loads(journal_files(state_dir)[0].read_text())
+    assert journal["new_access_key_id"] == orphan
+    assert journal["new_secret_access_key"] not in result.stderr
+
+
+def test_f06_next_run_rolls_back_orphan(iam, bob, credentials, monkeypatch, full_disk, proxy,
+                                        state_dir):
+    use_profile_files(monkeypatch)
+    install(credentials, TWO_PROFILES_INI, bob)
+    failing = proxy.fail("DeleteAccessKey", 500, "ServiceFailure", "Internal failure", times=None)
+    assert run("rotate").exit_code == 6
+    failing.times = 0
+    full_disk.full = False
+
+    result = run("rotate")
+
+    assert result.exit_code == 0, result.stderr
+    assert "rolled back an interrupted rotation" in result.stderr
+    new_id, _ = profile_values(credentials, "default")
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Inactive", new_id: "Active"}
+    assert journal_files(state_dir) == []
+
+
+def test_retire_failure_exits_6_with_command(iam, bob, credentials, proxy, state_dir):
+    install(credentials, COMMENTS_INI, bob)
+    proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+
+    result = run("rotate", "--profile", "work")
+
+    assert result.exit_code == 6
+    new_id, _ = profile_values(credentials, "work")
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active", new_id: "Active"}
+    assert f"to finish: keyrot deactivate --profile work --user Bob {bob.access_key_id}" \
+        in result.stderr
+    assert f"* {new_id}" in result.stdout
+    assert len(journal_files(state_dir)) == 1
+
+
+def test_retire_failure_then_rerun_finishes(iam, bob, credentials, proxy, state_dir):
+    install(credentials, COMMENTS_INI, bob)
+    failing = proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+    assert run("rotate", "--profile", "work").exit_code == 6
+    failing.times = 0
+
+    result = run("rotate", "--profile", "work")
+
+    assert result.exit_code == 0, result.stderr
+    assert "finished an interrupted rotation" in result.stderr
+    new_id, _ = profile_values(credentials, "work")
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Inactive", new_id: "Active"}
+    assert journal_files(state_dir) == []
+
+
+def test_delete_retire_failure_names_aws_command(iam, bob, proxy):
+    proxy.fail("DeleteAccessKey", 403, "AccessDenied", "not allowed", times=None)
+
+    result = run("rotate", "--user", "Bob", "--output", "json", "--delete")
+
+    assert result.exit_code == 6
+    assert f"aws iam delete-access-key --user-name Bob --access-key-id {bob.access_key_id}" \
+        in result.stderr
+    document = json.loads(result.stdout)
+    assert document["OldAccessKey"]["Result"] == "left active"
+    assert document["NewAccessKey"]["SecretAccessKey"]
+
+
+def test_create_limit_exceeded_exits_5(iam, bob, proxy, state_dir, tmp_path):
+    proxy.fail("CreateAccessKey", 409, "LimitExceeded", "Cannot exceed quota", times=1)
+
+    result = run("rotate", "--user", "Bob", "--env-file", str(tmp_path / "bob.env"))
+
+    assert result.exit_code == 5
+    assert "LimitExceeded" in result.stderr
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
+    assert journal_files(state_dir) == []
+    assert not (tmp_path / "bob.env").exists()
