@@ -4,6 +4,16 @@ Tests point keyrot's --endpoint-url (or AWS_ENDPOINT_URL) at the proxy. Every re
 with its API action, form parameters and signing access key ID. Rules, matched in the order they
 were added, can answer with an AWS error, delay a request, hold it until the test releases it, or
 rewrite the upstream response body. Requests that no rule matches pass through unchanged.
+
+    with FaultProxy(moto_url) as proxy:      # or the `proxy` fixture in conftest.py
+        proxy.fail("CreateAccessKey", 409, "LimitExceeded", "Cannot exceed quota", times=2)
+        proxy.add_rule("ListAccessKeys", delay=3.0, times=None)
+        held = proxy.add_rule("UpdateAccessKey", hold=threading.Event())
+        ...                                  # start the client
+        held.arrived.wait()                  # the request is at the proxy, not yet at moto
+        held.hold.set()                      # let it go on to moto
+        held.answered.wait()                 # moto has handled it
+        proxy.actions()                      # API actions seen so far, in order
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ class Rule:
     rewrite: Callable[[bytes], bytes] | None = None
     match: Callable[[RecordedRequest], bool] | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
+    # Set once a matched request has been answered, by the rule or by the upstream server (or
+    # the upstream call failed); a test waits on it after releasing a held request.
+    answered: threading.Event = field(default_factory=threading.Event)
     hits: int = 0
 
     def applies_to(self, request: RecordedRequest) -> bool:
@@ -132,6 +145,13 @@ class FaultProxy:
             def _forward(self, body: bytes) -> None:
                 request = _record(body, self.headers.get("Authorization", ""))
                 rule = proxy._take_rule(request)
+                try:
+                    self._answer(rule, body)
+                finally:
+                    if rule is not None:
+                        rule.answered.set()
+
+            def _answer(self, rule: Rule | None, body: bytes) -> None:
                 if rule is not None:
                     rule.arrived.set()
                     if rule.hold is not None:
@@ -150,7 +170,8 @@ class FaultProxy:
                         content = rule.rewrite(content)
                     self._reply(status, headers, content)
                 except OSError:
-                    # The client gave up (a timeout test) or moto is gone at the end of a test.
+                    # The client gave up (a timeout test or a killed process) or moto is gone
+                    # at the end of a test.
                     self.close_connection = True
 
             def _reply(self, status: int, headers: dict[str, str], content: bytes) -> None:
