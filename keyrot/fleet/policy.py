@@ -4,6 +4,8 @@ A key is older than N days when at least N full days (N x 24 hours) have passed 
 CreateDate: with N = 90, a key 90 days old to the second is selected, and one a second younger
 is not. A key is unused for N days when at least N full days have passed since its last use, or
 since its CreateDate if it was never used. A key that breaks either limit breaks the policy.
+Dates count to the whole second, as the credential report and the AWS CLI print them, so a key
+gets the same verdict whether its dates come from the report or from the IAM API.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ AGE_BANDS: tuple[tuple[int, int | None, str], ...] = (
 
 
 def full_days(since: datetime, now: datetime) -> int:
-    """Return the number of whole 24-hour days from since to now (negative if since is later)."""
-    return (now - since) // ONE_DAY
+    """Return the number of whole 24-hour days from since, cut to the second, to now (negative
+    if since is later)."""
+    return (now - since.replace(microsecond=0)) // ONE_DAY
 
 
 def age_band(age_days: int) -> str:
