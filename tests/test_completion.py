@@ -34,16 +34,19 @@ def shell_environment() -> dict[str, str]:
     return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def run_shell(shell: str, script: str) -> list[str]:
-    """Run script in shell with no user start-up files; return its stdout lines."""
+def run_shell(
+    shell: str, script: str, flags: list[str] | None = None, **environment: str
+) -> list[str]:
+    """Run script in shell, by default with no user start-up files; return its stdout lines."""
     executable = shutil.which(shell)
     if executable is None:
         pytest.skip(f"{shell} is not installed")
-    flags = {"bash": ["--norc", "--noprofile"], "zsh": ["-f"], "fish": ["--no-config"]}[shell]
+    if flags is None:
+        flags = {"bash": ["--norc", "--noprofile"], "zsh": ["-f"], "fish": ["--no-config"]}[shell]
 
     result = subprocess.run(
         [executable, *flags, "-c", script], capture_output=True, text=True,
-        env=shell_environment(), cwd=ROOT, timeout=60, check=False,
+        env={**shell_environment(), **environment}, cwd=ROOT, timeout=60, check=False,
     )
 
     assert result.returncode == 0, result.stderr
@@ -209,6 +212,28 @@ def test_fish_completes_output_choices():
 
 def test_fish_completes_profiles(aws_files):
     assert sorted(fish_complete("keyrot list --profile ")) == ["ci", "default", "work"]
+
+
+def test_zsh_fpath_install_registers_keyrot():
+    """Installed as _keyrot in a folder on fpath, compinit picks the script up by itself."""
+    script = (
+        "fpath=(completions $fpath); autoload -Uz compinit; compinit -D -u; print $_comps[keyrot]"
+    )
+
+    assert run_shell("zsh", script) == ["_keyrot"]
+
+
+def test_fish_loads_from_completions_folder(tmp_path):
+    """Installed as keyrot.fish in fish's completions folder, fish loads it on first use."""
+    folder = tmp_path / "config" / "fish" / "completions"
+    folder.mkdir(parents=True)
+    shutil.copy(COMPLETIONS / "keyrot.fish", folder)
+
+    offered = run_shell("fish", "complete --do-complete 'keyrot deac'", flags=[],
+                        XDG_CONFIG_HOME=str(tmp_path / "config"),
+                        XDG_DATA_HOME=str(tmp_path / "data"))
+
+    assert [line.split("\t")[0] for line in offered] == ["deactivate"]
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
