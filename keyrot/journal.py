@@ -53,7 +53,7 @@ class Journal:
 
 
 def state_dir() -> Path:
-    """Return the folder that holds keyrot's recovery journals."""
+    """Return the folder of keyrot's recovery journals."""
     configured = os.environ.get(STATE_DIR_VARIABLE)
     if configured:
         return Path(configured).expanduser()

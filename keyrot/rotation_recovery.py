@@ -1,6 +1,6 @@
 """Finishing or rolling back a rotation that a crash, a kill or a lost connection interrupted.
 
-The journal says how far the earlier run got. If the destination already holds the new key,
+The journal records how far the earlier run got. If the destination already holds the new key,
 the job is finished: the old key is retired as planned. If the destination still holds the old
 key, the new key is deleted again and the run goes on with a fresh rotation.
 """
@@ -150,9 +150,9 @@ def _destination_has_new_key(
     request: RotationRequest,
     interaction: Interaction,
 ) -> bool:
-    holds = plan.destination.holds(new_key.key.access_key_id)
-    if holds is not None:
-        return holds
+    contains = plan.destination.contains(new_key.key.access_key_id)
+    if contains is not None:
+        return contains
 
     # The command output is the destination: the secret reaches the user only if this run
     # prints it, and only a key that verifies is worth printing.
@@ -198,7 +198,7 @@ def _forget_missing_key(
     interaction: Interaction,
 ) -> None:
     key_id = new_key.key.access_key_id
-    if destination.holds(key_id):
+    if destination.contains(key_id):
         raise SafetyRefusal(
             f"{destination.describe()} holds the key {key_id} from an interrupted rotation, but "
             f"IAM no longer lists that key; the old key {entry.old_access_key_id} was not "
@@ -215,7 +215,7 @@ def _forget_missing_key(
 def _check_still_old(destination: Destination, entry: journal.Journal, path: object) -> None:
     if isinstance(destination, OutputDestination):
         return
-    if destination.holds(entry.old_access_key_id):
+    if destination.contains(entry.old_access_key_id):
         return
     raise SafetyRefusal(
         f"{destination.describe()} holds neither the old key {entry.old_access_key_id} nor the "

@@ -1,7 +1,7 @@
 """Where a rotation puts the new key's secret: a profile, an env file, or the command's output.
 
-Every destination is chosen before any key is created. A destination can also tell whether it
-already holds a given key ID, which is how the recovery of an interrupted rotation decides
+Every destination is chosen before any key is created. A destination can also report whether it
+already contains a given key ID. The recovery of an interrupted rotation uses that to decide
 between finishing the job and rolling it back.
 """
 
@@ -34,15 +34,15 @@ class Destination(Protocol):
     """A place that receives the new key's ID and secret."""
 
     def describe(self) -> str:
-        """Return a phrase for messages, such as "profile work in /home/me/.aws/credentials"."""
+        """Return a phrase for messages, such as "[work] in /home/me/.aws/credentials"."""
         ...
 
     def to_record(self) -> dict[str, str]:
         """Return the destination as strings, for the journal and the JSON document."""
         ...
 
-    def holds(self, access_key_id: str) -> bool | None:
-        """Return whether the destination holds access_key_id now; None when it cannot tell."""
+    def contains(self, access_key_id: str) -> bool | None:
+        """Return whether the destination contains access_key_id now, or None if it cannot tell."""
         ...
 
     def save(self, new_key: NewAccessKey) -> SaveResult:
@@ -64,7 +64,7 @@ class ProfileDestination:
     def to_record(self) -> dict[str, str]:
         return {"Type": "profile", "Path": str(self.path), "Section": self.section}
 
-    def holds(self, access_key_id: str) -> bool:
+    def contains(self, access_key_id: str) -> bool:
         from keyrot.credentials import sections_with_key
 
         if not self.path.exists():
@@ -100,7 +100,7 @@ class EnvFileDestination:
     def to_record(self) -> dict[str, str]:
         return {"Type": "env-file", "Path": str(self.path)}
 
-    def holds(self, access_key_id: str) -> bool:
+    def contains(self, access_key_id: str) -> bool:
         return _env_value(self._read_lines(), ENV_ID_NAME) == access_key_id
 
     def save(self, new_key: NewAccessKey) -> SaveResult:
@@ -145,7 +145,7 @@ class OutputDestination:
     def to_record(self) -> dict[str, str]:
         return {"Type": "output"}
 
-    def holds(self, access_key_id: str) -> None:
+    def contains(self, access_key_id: str) -> None:
         return None
 
     def save(self, new_key: NewAccessKey) -> SaveResult:

@@ -534,3 +534,15 @@ def test_profile_rotation_rejects_env_file(credentials, bob, proxy, tmp_path: Pa
 
     assert result.exit_code == 2
     assert proxy.actions() == []
+
+
+def test_user_with_path_acts_on_name(iam, credentials, proxy):
+    key = create_user_with_keys(iam, "Bob", 1, path="/team/")[0]
+    install(credentials, COMMENTS_INI, key)
+
+    result = run("rotate", "--profile", "work")
+
+    assert result.exit_code == 0, result.stderr
+    create = next(r for r in proxy.requests if r.action == "CreateAccessKey")
+    assert create.params["UserName"] == "Bob"
+    assert key_statuses(iam, "Bob")[key.access_key_id] == "Inactive"

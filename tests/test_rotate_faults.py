@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 
 import pytest
 from conftest import create_user_with_keys, run
@@ -214,3 +215,48 @@ def test_create_limit_exceeded_exits_5(iam, bob, proxy, state_dir, tmp_path):
     assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
     assert journal_files(state_dir) == []
     assert not (tmp_path / "bob.env").exists()
+
+
+def test_journal_is_private(iam, bob, credentials, proxy, state_dir):
+    install(credentials, COMMENTS_INI, bob)
+    proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+
+    assert run("rotate", "--profile", "work").exit_code == 6
+
+    journal = journal_files(state_dir)[0]
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+
+
+def test_env_file_rotation_finished_by_rerun(iam, bob, proxy, state_dir, tmp_path):
+    env_file = tmp_path / "bob.env"
+    failing = proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+    assert run("rotate", "--user", "Bob", "--env-file", str(env_file)).exit_code == 6
+    failing.times = 0
+
+    result = run("rotate", "--user", "Bob", "--env-file", str(env_file))
+
+    assert result.exit_code == 0, result.stderr
+    assert "finished an interrupted rotation of Bob" in result.stderr
+    new_id = env_file.read_text().splitlines()[0].removeprefix("AWS_ACCESS_KEY_ID=")
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Inactive", new_id: "Active"}
+
+
+def test_output_rotation_finished_by_rerun(iam, bob, proxy, state_dir):
+    failing = proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+    first = run("rotate", "--user", "Bob", "--output", "json")
+    assert first.exit_code == 6
+    created = json.loads(first.stdout)["NewAccessKey"]
+    failing.times = 0
+
+    result = run("rotate", "--user", "Bob", "--output", "json")
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["Recovery"] == "finished"
+    assert document["NewAccessKey"]["AccessKeyId"] == created["AccessKeyId"]
+    assert document["NewAccessKey"]["SecretAccessKey"] == created["SecretAccessKey"]
+    assert key_statuses(iam, "Bob") == {
+        bob.access_key_id: "Inactive", created["AccessKeyId"]: "Active"
+    }
+    assert journal_files(state_dir) == []

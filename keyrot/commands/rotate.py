@@ -114,9 +114,11 @@ def _request(
 ) -> RotationRequest:
     from keyrot.rotation import RotationRequest
 
-    retire: Literal["deactivate", "delete", "keep"] = (
-        "delete" if delete_old else "keep" if keep_old else "deactivate"
-    )
+    retire: Literal["deactivate", "delete", "keep"] = "deactivate"
+    if delete_old:
+        retire = "delete"
+    elif keep_old:
+        retire = "keep"
     return RotationRequest(
         user_name=user_name,
         key_id=key_id,
