@@ -117,6 +117,31 @@ def test_lock_out_with_force_needs_no_terminal(iam, bob_profile):
     assert statuses(iam, "Bob") == {bob_profile: "Inactive"}
 
 
+def test_rotate_full_user_names_flag(iam):
+    active, spare = create_user_with_keys(iam, "Bob", 2)
+    iam.update_access_key(UserName="Bob", AccessKeyId=spare.access_key_id, Status="Inactive")
+
+    result = keyrot("rotate", "--user", "Bob", active.access_key_id, "--output", "json")
+
+    assert result.returncode == 5
+    assert "pass --delete-inactive-key" in result.stderr
+    assert result.stdout == ""
+    assert statuses(iam, "Bob") == {active.access_key_id: "Active", spare.access_key_id: "Inactive"}
+
+
+def test_rotate_mfa_without_terminal_names_flag(iam, bob_profile, aws_environment):
+    (aws_environment / "config").write_text(
+        "[profile work]\nmfa_serial = arn:aws:iam::123456789012:mfa/Bob\n"
+    )
+
+    result = keyrot("rotate", "--profile", "work")
+
+    assert result.returncode == 4
+    assert "no terminal" in result.stderr
+    assert "pass --mfa-code" in result.stderr
+    assert statuses(iam, "Bob") == {bob_profile: "Active"}
+
+
 def is_prompt(node: ast.AST) -> bool:
     """Tell whether node uses click.confirm, click.prompt, input or getpass."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
@@ -381,6 +406,18 @@ def test_verbose_never_logs_signing_secret(iam, bob_profile, aws_environment):
     assert secret not in result.stderr
     assert secret not in result.stdout
     assert "Signature=" not in result.stderr
+
+
+def test_verbose_rotate_keeps_secret_on_stdout(iam):
+    old = create_user_with_keys(iam, "Bob", 1)[0]
+
+    result = keyrot("rotate", "--verbose", "--user", "Bob", old.access_key_id, "--keep-old",
+                    "--output", "json")
+
+    assert result.returncode == 0, result.stderr
+    secret = json.loads(result.stdout)["NewAccessKey"]["SecretAccessKey"]
+    assert "IAM CreateAccessKey: HTTP 200, request ID " in result.stderr
+    assert secret not in result.stderr
 
 
 def test_api_logger_never_logs_created_secret(moto_server, caplog):
