@@ -142,6 +142,30 @@ def test_rotate_mfa_without_terminal_names_flag(iam, bob_profile, aws_environmen
     assert statuses(iam, "Bob") == {bob_profile: "Active"}
 
 
+@pytest.mark.parametrize("command", [["deactivate"], ["delete", "--force"]])
+def test_bulk_change_without_terminal_names_yes(iam, command):
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+
+    result = keyrot(*command, "--all-users", "--older-than", "0")
+
+    assert result.returncode == 5
+    assert "there is no terminal to ask on" in result.stderr
+    assert "Pass --yes to go ahead" in result.stderr
+    assert statuses(iam, "Bob") == {key.access_key_id: "Active"}
+
+
+@pytest.mark.parametrize("command", [["deactivate"], ["delete", "--force"]])
+def test_bulk_change_with_yes_needs_no_terminal(iam, command):
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+
+    result = keyrot(*command, "--all-users", "--older-than", "0", "--exclude-user", "moto",
+                    "--yes", "--output", "json")
+
+    assert result.returncode == 0, result.stderr
+    expected = {} if command[0] == "delete" else {key.access_key_id: "Inactive"}
+    assert statuses(iam, "Bob") == expected
+
+
 def is_prompt(node: ast.AST) -> bool:
     """Tell whether node uses click.confirm, click.prompt, input or getpass."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
