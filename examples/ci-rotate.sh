@@ -3,12 +3,12 @@
 #
 # Steps, each a keyrot command whose exit status this script passes on:
 #   1. find the user's one active key (or take KEYROT_KEY_ID);
-#   2. keyrot rotate --keep-old --delete-inactive-key --output json: create a new key and prove
-#      it works; the inactive key left by the previous run is deleted to make room;
+#   2. create a new key and prove it works, with keyrot rotate --keep-old --delete-inactive-key
+#      --output json, which deletes the inactive key left by the previous run to make room;
 #   3. hand the new key to the secret store with `gh secret set` (only when KEYROT_HANDOFF=gh);
 #   4. deactivate the old key, which stays until the next run deletes it, so a broken hand-off
 #      can be undone with `keyrot activate`.
-# The old key stays active until the secret store holds the new one. If the hand-off fails, the
+# The old key stays active until the new key is in the secret store. If the hand-off fails, the
 # new key is deactivated again, the old key keeps working, and the script exits 6.
 #
 # Variables:
