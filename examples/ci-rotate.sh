@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Rotate a CI user's access key and store the new key in GitHub Actions secrets.
 #
-# Steps, each a keyrot command whose exit status this script passes on:
+# Steps (the script exits with the status of the first keyrot command that fails):
 #   1. find the user's one active key (or take KEYROT_KEY_ID);
 #   2. create a new key and prove it works, with keyrot rotate --keep-old --delete-inactive-key
 #      --output json, which deletes the inactive key left by the previous run to make room;
 #   3. hand the new key to the secret store with `gh secret set` (only when KEYROT_HANDOFF=gh);
-#   4. deactivate the old key, which stays until the next run deletes it, so a broken hand-off
-#      can be undone with `keyrot activate`.
+#   4. deactivate the old key. It stays until the next run deletes it, so `keyrot activate` can
+#      bring it back if the new key breaks something.
 # The old key stays active until the new key is in the secret store. If the hand-off fails, the
 # new key is deactivated again, the old key keeps working, and the script exits 6.
 #

@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from conftest import REGION, MotoServer, SeededKey, create_user_with_keys, sign_as
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,3 +206,29 @@ def test_denied_rotator_exits_4(iam, moto_server, gh_store, ci_key, monkeypatch)
     assert result.returncode == 4
     assert statuses(iam, "ci") == {ci_key.access_key_id: "Active"}
     assert list(gh_store.iterdir()) == []
+
+
+def readme_workflow() -> dict[Any, Any]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Rotating a CI user's key on a schedule", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    document = yaml.safe_load(block)
+    assert isinstance(document, dict)
+    return document
+
+
+def test_readme_workflow_runs_script():
+    workflow = readme_workflow()
+
+    # YAML 1.1 reads the key `on` as True.
+    triggers = workflow.get("on", workflow.get(True))
+    steps = workflow["jobs"]["rotate"]["steps"]
+    step = next(step for step in steps if "ci-rotate.sh" in step.get("run", ""))
+    assert triggers["schedule"][0]["cron"]
+    assert step["run"] == "bash examples/ci-rotate.sh"
+    assert step["env"]["KEYROT_HANDOFF"] == "gh"
+    assert set(step["env"]) <= {"KEYROT_USER", "KEYROT_HANDOFF", "KEYROT_KEY_ID", "KEYROT_ID_NAME",
+                                "KEYROT_SECRET_NAME", "GH_TOKEN", "GH_REPO"}
+    for name in step["env"]:
+        if name.startswith("KEYROT_"):
+            assert name in SCRIPT.read_text()
