@@ -222,6 +222,7 @@ def rotate(
             return finished
 
     plan = _plan(iam, subject, request, local, interaction)
+    _check_not_signing_key(service, plan)
     if request.dry_run:
         return _dry_run_report(plan)
     return _execute(service, iam, plan, request, interaction, uses_mfa=serial is not None)
@@ -353,6 +354,21 @@ def _plan(
         before=before,
         profile_flag=local.profile_flag,
     )
+
+
+def _check_not_signing_key(service: IamService, plan: RotationPlan) -> None:
+    # A rotation of another user's key saves the new key elsewhere, so retiring the key that
+    # signs this run would lock out the profile or variables it comes from.
+    if plan.self_rotation or plan.retire == "keep":
+        return
+    signing = service.signing_credentials()
+    if signing.access_key_id == plan.old_key.access_key_id:
+        raise SafetyRefusal(
+            f"access key {signing.access_key_id} signs this request ({signing.method}); "
+            "rotating it with --user would retire it while its profile or variables keep "
+            "using it. Nothing was changed; rotate it without --user, with --profile, so the "
+            "new key is saved where it is used"
+        )
 
 
 def _key_to_replace(

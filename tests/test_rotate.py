@@ -546,3 +546,31 @@ def test_user_with_path_acts_on_name(iam, credentials, proxy):
     create = next(r for r in proxy.requests if r.action == "CreateAccessKey")
     assert create.params["UserName"] == "Bob"
     assert key_statuses(iam, "Bob")[key.access_key_id] == "Inactive"
+
+
+def test_user_rotation_of_signing_key_exits_5(iam, bob, monkeypatch, proxy):
+    sign_as(monkeypatch, bob)
+
+    result = run("rotate", "--user", "Bob", "--output", "json")
+
+    assert result.exit_code == 5
+    assert f"access key {bob.access_key_id} signs this request" in result.stderr
+    assert "CreateAccessKey" not in proxy.actions()
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
+
+
+def test_config_file_profile_rotates(iam, bob, aws_environment, monkeypatch):
+    config = aws_environment / "config"
+    config.write_text(
+        "[default]\nregion = us-east-1\n\n[profile work]\n"
+        f"aws_access_key_id = {bob.access_key_id}\n"
+        f"aws_secret_access_key = {bob.secret_access_key}\n"
+    )
+
+    result = run("rotate", "--profile", "work")
+
+    assert result.exit_code == 0, result.stderr
+    new_id = new_key_id(iam, bob.access_key_id)
+    assert f"[profile work] in {config}" in result.stderr
+    assert f"aws_access_key_id = {new_id}\n" in config.read_text()
+    assert (aws_environment / "credentials").read_text() == ""
