@@ -14,7 +14,8 @@ from keyrot.errors import SafetyRefusal
 from keyrot.iam import IamService
 from keyrot.keystatus import Subject
 from keyrot.models import AccessKey, NewAccessKey
-from keyrot.rotation import (
+from keyrot.rotation import retire_old_key, verify_new_key
+from keyrot.rotation_plan import (
     Interaction,
     LocalState,
     RotationPlan,
@@ -22,8 +23,6 @@ from keyrot.rotation import (
     RotationRequest,
     changed_keys,
     keys_after,
-    retire_old_key,
-    verify_new_key,
 )
 from keyrot.secret_destinations import Destination, OutputDestination, destination_from_record
 

@@ -208,8 +208,7 @@ def test_f07_temporary_profile_exits_5(credentials, proxy):
     assert credentials.read_text() == TEMPORARY_INI
 
 
-def test_f07_written_section_has_no_session_token(iam, bob, credentials, monkeypatch):
-    use_profile_files(monkeypatch)
+def test_f07_written_section_has_no_session_token(iam, bob, credentials):
     install(credentials, TWO_PROFILES_INI, bob)
 
     result = run("rotate", "--user", "Bob", "--save-profile", "tmp")

@@ -15,7 +15,7 @@ from keyrot.validation import check_access_key_id
 
 if TYPE_CHECKING:
     from keyrot.render import Output
-    from keyrot.rotation import RotationReport, RotationRequest
+    from keyrot.rotation_plan import RotationReport, RotationRequest
     from keyrot.secret_destinations import Destination
 
 DEFAULT_VERIFY_TIMEOUT = 60.0
@@ -79,8 +79,8 @@ def rotate(
       keyrot rotate --user Bob --save-profile bob --delete
       keyrot rotate --output json --yes > new-key.json
     """
-    from keyrot.rotation import Interaction, check_local_state
     from keyrot.rotation import rotate as run_rotation
+    from keyrot.rotation_plan import Interaction, check_local_state
 
     if delete_old and keep_old:
         raise click.UsageError("--delete and --keep-old cannot be used together; pick one")
@@ -112,7 +112,7 @@ def _request(
     verify_timeout: float,
     mfa_code: str | None,
 ) -> RotationRequest:
-    from keyrot.rotation import RotationRequest
+    from keyrot.rotation_plan import RotationRequest
 
     retire: Literal["deactivate", "delete", "keep"] = "deactivate"
     if delete_old:
