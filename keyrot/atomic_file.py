@@ -10,7 +10,6 @@ import errno
 import fcntl
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +20,9 @@ logger = logging.getLogger(__name__)
 
 LOCK_POLL_SECONDS = 0.05
 
-# Lock files held by this process, per thread, with their nesting depth. flock() locks belong to an
-# open file description, so a second open() and flock() of the same lock file in one process would
-# wait on itself; nested use of exclusive_lock in one thread passes through instead.
+# Lock files held by this process, per thread, with their nesting depth. An flock() lock belongs to
+# an open file description, so a second open() and flock() of a lock file this process holds would
+# wait on itself. A nested exclusive_lock in the same thread therefore only counts the depth.
 _held_locks: dict[tuple[int, str], int] = {}
 _held_locks_guard = threading.Lock()
 
@@ -38,7 +37,7 @@ class LockTimeoutError(Exception):
 
 
 def lock_path_for(target: Path) -> Path:
-    """The lock file beside target: "<name>.lock" in the same folder."""
+    """Return the path of target's lock file, "<name>.lock" in the same folder."""
     return target.with_name(f"{target.name}.lock")
 
 
@@ -83,7 +82,7 @@ def replace_file(target: Path, data: bytes, mode: int) -> None:
     target. A failure before the rename leaves target untouched and removes the temporary file.
     """
     folder = target.parent
-    temporary = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    temporary = folder / f".{target.name}.{os.urandom(6).hex()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
     descriptor = os.open(temporary, flags, 0o600)
     try:

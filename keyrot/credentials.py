@@ -57,7 +57,7 @@ class CredentialsFileLockedError(SafetyRefusal):
 
 @dataclass(frozen=True)
 class ProfileKey:
-    """Where a profile's long-term key lives and what it is now."""
+    """A profile's long-term key, with the file and section that contain it."""
 
     path: Path  # the file as configured (may be a symlink; writes go to its target)
     section: str  # the exact section name: "work", "profile work" or "default"
@@ -232,8 +232,8 @@ def _unsafe_file_error(path: Path, error: IniFormatError) -> InvalidInputError:
 def _config_profile_section(path: Path, config: IniFile, profile: str) -> Section | None:
     """The config file's section for profile: [profile NAME], or [default] for default.
 
-    botocore splits "profile NAME" with shlex, so [profile  work] and [profile "work"] are work,
-    and a later section for the same profile overrides an earlier one; two are rejected here.
+    botocore splits "profile NAME" with shlex, so [profile  work] and [profile "work"] are both
+    profile work. botocore lets the later of two such sections win, but keyrot rejects the file.
     """
     matches = [section for section in config.sections if _config_profile_name(section) == profile]
     if len(matches) > 1:

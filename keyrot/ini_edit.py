@@ -94,7 +94,7 @@ class IniFile:
         return next((section for section in self.sections if section.name == name), None)
 
     def values(self) -> IniValues:
-        """Each section's options and values as configparser reads them, without DEFAULT merged."""
+        """Map each section to its options and values as configparser reads them (DEFAULT apart)."""
         return {
             section.name: {option.name: option.value for option in section.options.values()}
             for section in self.sections
@@ -163,7 +163,7 @@ def merge_defaults(values: IniValues) -> IniValues:
 
 
 def configparser_values(ini: IniFile) -> IniValues:
-    """The sections and values that configparser.RawConfigParser reads from ini's text."""
+    """Read ini's text with configparser.RawConfigParser and return its sections and values."""
     parser = configparser.RawConfigParser()
     parser.read_string("\n".join(line.text for line in ini.lines))
     values = {name: dict(parser.items(name)) for name in parser.sections()}
@@ -177,9 +177,10 @@ def check_editable(
 ) -> None:
     """Raise IniFormatError if section's options cannot be edited with certainty.
 
-    Each option named in rewritten must be one line whose value has no spaces (other SDKs read
-    "KEY ; note" as KEY and a comment, botocore as the whole text). No indented line may look like
-    an option named in watched, because it continues the option above it instead of setting one.
+    Each option named in rewritten must be one line whose value has no spaces, because the AWS
+    SDK for JavaScript v3 (shared-ini-file-loader) reads "KEY ; note" as KEY and a comment while
+    botocore reads the whole text. No indented line may look like an option named in watched,
+    because such a line continues the option above it instead of setting one.
     """
     for option in section.options.values():
         if option.name in rewritten:
@@ -331,8 +332,8 @@ def _edit_section(ini: IniFile, section: Section, edit: SectionEdit) -> list[Lin
     missing = [name for name in edit.set_values if name not in section.options]
     if missing and not edit.add_missing:
         raise IniFormatError(0, f"section [{section.name}] has no {missing[0]} option")
-    kept = [option for option in section.options.values() if option.index not in removed]
-    anchor = max([section.index, *(option.last_index for option in kept)])
+    remaining = [option for option in section.options.values() if option.index not in removed]
+    anchor = max([section.index, *(option.last_index for option in remaining)])
     added = [_new_option_line(ini, section, name, edit.set_values[name]) for name in missing]
     return _rebuild(ini, replaced, removed, anchor, added)
 
@@ -377,6 +378,10 @@ def _rebuild(
                 lines[-1] = Line(lines[-1].text, "")
             continue
         lines.append(line)
+
+    # A file without a final newline keeps that shape when its last line was removed.
+    if ini.lines and not ini.lines[-1].ending and lines and lines[-1].ending:
+        lines[-1] = Line(lines[-1].text, "")
     return lines
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import configparser
 import copy
+import dataclasses
 import errno
+import io
 import os
 import re
 import subprocess
@@ -23,6 +25,8 @@ import botocore.configloader
 import botocore.exceptions
 import botocore.session
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from keyrot import atomic_file
 from keyrot.credentials import (
@@ -37,6 +41,7 @@ from keyrot.credentials import (
     write_profile_key,
 )
 from keyrot.errors import InvalidInputError, NotFoundError
+from keyrot.ini_edit import IniFormatError, merge_defaults, parse_ini
 
 TESTS = Path(__file__).parent
 CORPUS = TESTS / "corpus"
@@ -926,3 +931,216 @@ def test_invalid_new_value_is_rejected(tmp_path, value):
         write_profile_key(path, "root", NEW_KEY_ID, value)
 
     assert path.read_bytes() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# property tests over generated files
+
+PROPERTY_SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+ACCESS_KEY_NAMES = ["aws_access_key_id", "AWS_ACCESS_KEY_ID", "Aws_Access_Key_Id"]
+SECRET_NAMES = ["aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"]
+TOKEN_NAMES = ["aws_session_token", "aws_security_token", "AWS_SESSION_TOKEN"]
+
+paddings = st.text(alphabet=" \t", max_size=3)
+# A lone "\r" followed by an empty line ending in "\n" would read as one "\r\n", so files with
+# old Mac endings use nothing else.
+line_ending_cycles = st.one_of(
+    st.just(["\r"]), st.lists(st.sampled_from(["\n", "\r\n"]), min_size=1, max_size=3)
+)
+plain_values = st.from_regex(r"[A-Za-z0-9/+=_.:-]{1,24}", fullmatch=True)
+other_option_names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(
+    lambda name: not name.startswith("aws_")
+)
+section_names = st.from_regex(r"[A-Za-z0-9_.@-][A-Za-z0-9 _.@-]{0,12}", fullmatch=True).filter(
+    lambda name: name != "DEFAULT"
+)
+comment_texts = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), max_size=30
+)
+
+
+@dataclass(frozen=True)
+class OptionLine:
+    """One generated "name = value" line and its indented continuation lines."""
+
+    name: str
+    before_separator: str
+    separator: str
+    after_separator: str
+    value: str
+    trailing: str
+    continuation: tuple[str, ...] = ()
+
+    def render(self) -> list[str]:
+        first = f"{self.name}{self.before_separator}{self.separator}{self.after_separator}"
+        return [first + self.value + self.trailing, *self.continuation]
+
+
+@st.composite
+def option_lines(draw, names=other_option_names, values=plain_values, continued=True):
+    continuation: tuple[str, ...] = ()
+    if continued:
+        texts = st.from_regex(r"[a-z0-9][a-z0-9 =]{0,10}", fullmatch=True)
+        indented = st.builds(lambda pad, text: " " + pad + text, paddings, texts)
+        continuation = tuple(draw(st.lists(indented, max_size=2)))
+    return OptionLine(
+        name=draw(names),
+        before_separator=draw(paddings),
+        separator=draw(st.sampled_from(["=", ":"])),
+        after_separator=draw(paddings),
+        value=draw(values),
+        trailing=draw(paddings),
+        continuation=continuation,
+    )
+
+
+def filler_lines():
+    """Comments (at any indentation) and blank lines that may stand between options."""
+    comment = st.builds(
+        lambda pad, prefix, text: pad + prefix + text,
+        paddings,
+        st.sampled_from("#;"),
+        comment_texts,
+    )
+    return st.lists(st.one_of(comment, paddings), max_size=2)
+
+
+@st.composite
+def section_bodies(draw, target: bool):
+    """A section's lines as (kind, item) pairs; the target section contains the key to replace."""
+    options = draw(st.lists(option_lines(), max_size=3, unique_by=lambda option: option.name))
+    if target:
+        options.append(draw(option_lines(st.sampled_from(ACCESS_KEY_NAMES), continued=False)))
+        options.append(draw(option_lines(st.sampled_from(SECRET_NAMES), continued=False)))
+        tokens = st.lists(option_lines(st.sampled_from(TOKEN_NAMES)), max_size=1)
+        options.extend(draw(tokens))
+    order = draw(st.permutations(options))
+    body = []
+    for option in order:
+        body.extend(("filler", line) for line in draw(filler_lines()))
+        body.append(("option", option))
+    return body
+
+
+@st.composite
+def generated_files(draw):
+    """A credentials file with random comments, padding, separators, line endings and sections."""
+    names = draw(st.lists(section_names, min_size=1, max_size=4, unique=True))
+    target = draw(st.sampled_from(names))
+    sections = []
+    for name in names:
+        header = "[" + name + "]" + draw(st.sampled_from(["", " ", "\t", " # note"]))
+        sections.append((name, header, draw(section_bodies(target=name == target))))
+    return {
+        "preamble": draw(filler_lines()),
+        "sections": sections,
+        "target": target,
+        "endings": draw(line_ending_cycles),
+        "final_newline": draw(st.booleans()),
+        "bom": draw(st.booleans()),
+    }
+
+
+def render_file(model: dict, *, rewritten: bool) -> bytes:
+    """The file's bytes; with rewritten, as the target section must read after the rewrite.
+
+    Line endings cycle through model["endings"] by line position in the original file, so a
+    removed line takes its own ending with it.
+    """
+    lines = [(line, True) for line in model["preamble"]]
+    for name, header, body in model["sections"]:
+        lines.append((header, True))
+        for kind, item in body:
+            if kind == "filler":
+                lines.append((item, True))
+            elif rewritten and name == model["target"]:
+                lines.extend(rewritten_option(item))
+            else:
+                lines.extend((text, True) for text in item.render())
+
+    endings = [model["endings"][index % len(model["endings"])] for index in range(len(lines))]
+    if not model["final_newline"]:
+        endings[-1] = ""
+    kept = [(text, ending) for (text, keep), ending in zip(lines, endings, strict=True) if keep]
+    if not model["final_newline"]:
+        kept[-1] = (kept[-1][0], "")
+    text = "".join(text + ending for text, ending in kept)
+    return (UTF8_BOM if model["bom"] else b"") + text.encode()
+
+
+def rewritten_option(option: OptionLine) -> list[tuple[str, bool]]:
+    """option's lines after the rewrite, each with whether it stays in the file."""
+    name = option.name.lower()
+    if name in TOKEN_OPTIONS:
+        return [(text, False) for text in option.render()]
+    if name == "aws_access_key_id":
+        option = dataclasses.replace(option, value=NEW_KEY_ID)
+    if name == "aws_secret_access_key":
+        option = dataclasses.replace(option, value=NEW_SECRET)
+    return [(text, True) for text in option.render()]
+
+
+@PROPERTY_SETTINGS
+@given(model=generated_files())
+def test_generated_file_changes_only_key(tmp_path, model):
+    path = write_file(tmp_path / "credentials", render_file(model, rewritten=False))
+    before = configparser_view(path)
+    section = model["target"]
+
+    found = find_profile_key(section, credentials_path=path, config_path=tmp_path / "none")
+    rewrite(path, section)
+
+    assert found.section == section
+    assert path.read_bytes() == render_file(model, rewritten=True)
+    assert configparser_view(path) == with_new_key(before, section)
+
+
+@PROPERTY_SETTINGS
+@given(model=generated_files(), data=st.data())
+def test_generated_duplicate_section_is_rejected(tmp_path, model, data):
+    name = data.draw(st.sampled_from([name for name, _, _ in model["sections"]]))
+    original = render_file(model, rewritten=False) + f"\n[{name}]\nregion = x\n".encode()
+    path = write_file(tmp_path / "credentials", original)
+
+    with pytest.raises(InvalidInputError) as raised:
+        rewrite(path, model["target"])
+
+    assert f"section [{name}] appears twice" in raised.value.message
+    assert path.read_bytes() == original
+
+
+ini_like_text = st.text(alphabet="[]=:#; \t\r\nabAB_", max_size=80)
+
+
+def configparser_reading(data: bytes):
+    """What RawConfigParser reads from data opened as a file, or None if it raises."""
+    parser = configparser.RawConfigParser()
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=None)
+    try:
+        parser.read_file(stream)
+    except configparser.Error:
+        return None
+    view = {name: dict(parser.items(name)) for name in parser.sections()}
+    if parser.defaults():
+        view["DEFAULT"] = dict(parser.defaults())
+    return view
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(ini_like_text, st.text(max_size=60)))
+def test_parser_agrees_with_configparser(text):
+    data = text.encode("utf-8", "replace")
+    expected = configparser_reading(data)
+
+    try:
+        parsed = parse_ini(data)
+    except IniFormatError as error:
+        assert expected is None or "[DEFAULT] appears twice" in error.reason
+        return
+
+    assert parsed.to_bytes() == data
+    assert merge_defaults(parsed.values()) == expected
