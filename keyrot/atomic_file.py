@@ -80,6 +80,7 @@ def replace_file(target: Path, data: bytes, mode: int) -> None:
     The temporary file is created in target's folder with mode 0600 before any data is written,
     gets target's owner and the given mode once written, is flushed to disk, and is renamed over
     target. A failure before the rename leaves target untouched and removes the temporary file.
+    NOTE: the rename gives target a new inode, so other hard links to it keep the old content.
     """
     folder = target.parent
     temporary = folder / f".{target.name}.{os.urandom(6).hex()}.tmp"

@@ -55,6 +55,10 @@ class CredentialsFileLockedError(SafetyRefusal):
     """Another process held the credentials file's lock for too long; nothing was changed."""
 
 
+class CredentialsFileChangedError(SafetyRefusal):
+    """The section no longer held the expected access key when keyrot came to write it."""
+
+
 @dataclass(frozen=True)
 class ProfileKey:
     """A profile's long-term key, with the file and section that contain it."""
@@ -73,6 +77,15 @@ class WriteResult:
     path: Path  # the real file written (the symlink's target)
     mode: int
     mode_warning: str | None
+
+
+@dataclass(frozen=True)
+class _KeyWrite:
+    section: str
+    access_key_id: str
+    secret_access_key: str
+    create: bool
+    expected_access_key_id: str | None
 
 
 def credentials_file_path() -> Path:
@@ -134,17 +147,21 @@ def write_profile_key(
     secret_access_key: str,
     *,
     create: bool = False,
+    expected_access_key_id: str | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
 ) -> WriteResult:
     """Set the two key values of section in the file at path, and drop its session token lines.
 
     Every other byte stays as it was. With create, a missing file (mode 0600, in a folder made
-    0700), section or option is added; without it, each is a NotFoundError. Raises
-    InvalidInputError for a file that cannot be edited with certainty, and
-    CredentialsFileWriteError (the file unchanged) when the operating system fails the write.
+    0700), section or option is added; without it, each is a NotFoundError. With
+    expected_access_key_id, the section must still contain that key under the lock, or
+    CredentialsFileChangedError is raised. Raises InvalidInputError for a file that cannot be
+    edited with certainty, and CredentialsFileWriteError (the file unchanged) when the operating
+    system fails the write.
     """
     _check_new_value(ACCESS_KEY_ID, access_key_id)
     _check_new_value(SECRET_ACCESS_KEY, secret_access_key)
+    request = _KeyWrite(section, access_key_id, secret_access_key, create, expected_access_key_id)
     target = Path(os.path.realpath(path))
     if create:
         _make_folder(target.parent)
@@ -153,7 +170,7 @@ def write_profile_key(
 
     with locked(path, timeout=lock_timeout):
         original, mode = _read_target(path, target, create=create)
-        updated = _edited_bytes(path, original, section, access_key_id, secret_access_key, create)
+        updated = _edited_bytes(path, original, request)
         if updated != original:
             _replace(path, target, updated, mode)
 
@@ -331,38 +348,47 @@ def _read_target(path: Path, target: Path, *, create: bool) -> tuple[bytes, int]
         raise InvalidInputError(f"cannot read {path}: {error.strerror}") from None
 
 
-def _edited_bytes(
-    path: Path,
-    original: bytes,
-    section: str,
-    access_key_id: str,
-    secret_access_key: str,
-    create: bool,
-) -> bytes:
-    if section == DEFAULT_SECTION:
+def _edited_bytes(path: Path, original: bytes, request: _KeyWrite) -> bytes:
+    if request.section == DEFAULT_SECTION:
         raise InvalidInputError(
             f"cannot write a key into [{DEFAULT_SECTION}] of {path}: it applies to every profile"
         )
     ini = _parse(path, original)
-    existing = ini.section(section)
-    if not create:
-        _check_present(path, existing, section)
+    existing = ini.section(request.section)
+    if not request.create:
+        _check_present(path, existing, request.section)
     if existing is not None:
         try:
             check_editable(ini, existing, KEY_OPTIONS, CREDENTIAL_OPTIONS)
         except IniFormatError as error:
             raise _unsafe_file_error(path, error) from None
+    if request.expected_access_key_id is not None:
+        _check_unchanged(path, existing, request)
 
     edit = SectionEdit(
-        section=section,
-        set_values={ACCESS_KEY_ID: access_key_id, SECRET_ACCESS_KEY: secret_access_key},
+        section=request.section,
+        set_values={
+            ACCESS_KEY_ID: request.access_key_id,
+            SECRET_ACCESS_KEY: request.secret_access_key,
+        },
         remove_options=frozenset(SESSION_TOKENS),
-        add_missing=create,
+        add_missing=request.create,
     )
     try:
         return apply_edit(ini, edit)
     except IniFormatError as error:
         raise _unsafe_file_error(path, error) from None
+
+
+def _check_unchanged(path: Path, existing: Section | None, request: _KeyWrite) -> None:
+    option = existing.options.get(ACCESS_KEY_ID) if existing is not None else None
+    current = option.value if option is not None else None
+    if current != request.expected_access_key_id:
+        raise CredentialsFileChangedError(
+            f"{path} changed while keyrot was running: section [{request.section}] contains "
+            f"access key {current or '(none)'}, not {request.expected_access_key_id}, so "
+            "nothing was written; check the file and run keyrot again"
+        )
 
 
 def _check_present(path: Path, existing: Section | None, section: str) -> None:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 from keyrot import atomic_file
 from keyrot.credentials import (
+    CredentialsFileChangedError,
     CredentialsFileLockedError,
     CredentialsFileWriteError,
     ProfileKey,
@@ -1144,3 +1145,40 @@ def test_parser_agrees_with_configparser(text):
 
     assert parsed.to_bytes() == data
     assert merge_defaults(parsed.values()) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# guarding against changes made by someone else
+
+
+def test_expected_key_matches_then_writes(tmp_path):
+    path = copy_shared_case(tmp_path, "comments.ini")
+
+    rewrite(path, "work", expected_access_key_id="AKIAIOSFODNN7EXAMPLE")
+
+    assert NEW_KEY_ID.encode() in path.read_bytes()
+
+
+def test_expected_key_changed_is_refused(tmp_path):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    before = path.read_bytes()
+
+    with pytest.raises(CredentialsFileChangedError) as raised:
+        rewrite(path, "work", expected_access_key_id="AKIAI44QH8DHBEXAMPLE")
+
+    assert raised.value.exit_code == 5
+    assert "AKIAIOSFODNN7EXAMPLE" in raised.value.message
+    assert str(path) in raised.value.message
+    assert path.read_bytes() == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_owner_and_group_are_kept(tmp_path):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    os.chown(path, 12345, 23456)
+
+    rewrite(path, "work")
+
+    status = path.stat()
+    assert status.st_uid == 12345
+    assert status.st_gid == 23456
