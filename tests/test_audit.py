@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import create_user_with_keys, run
@@ -353,3 +359,46 @@ def test_audit_now_is_recent(seeded):
     now = datetime.fromisoformat(audit_json()["Now"])
 
     assert abs(now - datetime.now(UTC)) < timedelta(hours=1)
+
+
+KEYROT = shutil.which("keyrot", path=str(Path(sys.executable).parent)) or "keyrot"
+
+
+def test_progress_shows_on_terminal(seeded):
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    result = subprocess.run([KEYROT, "audit", "--output", "json"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=follower, env=os.environ.copy(),
+                            timeout=60, check=False)
+    os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+
+    assert result.returncode == 0
+    assert len(json.loads(result.stdout)["AccessKeys"]) == 4
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert "waiting for the IAM credential report" in terminal
+
+
+def test_no_progress_without_terminal(seeded):
+    result = run("audit", "--output", "json")
+
+    assert result.exit_code == 0
+    assert "waiting for" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "keyrot: 0 of 4 access keys break the policy (older than 90 days or unused for 30 days)"
+    ]

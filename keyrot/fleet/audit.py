@@ -166,8 +166,8 @@ def audit_account(
         user.user_name: _keys_from_report(account, user, request) for user in report.users
     }
 
-    wanted = [user for user in report.users if _wants_key_ids(user, keys_by_user, request)]
-    with progress.task(f"listing key IDs in account {account}", total=len(wanted)) as task:
+    needing_ids = [user for user in report.users if _wants_key_ids(user, keys_by_user, request)]
+    with progress.task(f"listing key IDs in account {account}", total=len(needing_ids)) as task:
 
         def list_user(user: ReportUser) -> tuple[str, list[AuditedKey] | None]:
             listed = _listed_keys(service, account, user, request)
@@ -175,7 +175,7 @@ def audit_account(
             return user.user_name, listed
 
         with ThreadPoolExecutor(max_workers=request.workers) as pool:
-            for user_name, listed in pool.map(list_user, wanted):
+            for user_name, listed in pool.map(list_user, needing_ids):
                 if listed is not None:
                     keys_by_user[user_name] = listed
 

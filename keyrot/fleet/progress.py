@@ -16,7 +16,7 @@ class ProgressTask(Protocol):
 
 
 class ProgressReporter(Protocol):
-    """What fleet logic reports while it runs; implementations decide whether to show it."""
+    """The progress sink that fleet logic reports to; implementations decide whether to show it."""
 
     def waiting(self, message: str) -> None:
         """Show that the run waits on something, such as a credential report being generated."""

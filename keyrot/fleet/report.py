@@ -2,7 +2,7 @@
 
 One report lists every IAM user of an account (and the root, as `<root_account>`) with the state,
 creation time and last use of up to two access keys, in a few API calls whatever the number of
-users. It holds no access key IDs. AWS reuses a report for up to four hours, so its statuses
+users. It contains no access key IDs. AWS reuses a report for up to four hours, so its statuses
 and last-use dates can lag; the report's GeneratedTime says how much.
 """
 
