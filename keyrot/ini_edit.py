@@ -371,15 +371,12 @@ def _rebuild(
             continue
         line = replaced.get(index, line)
         if index == anchor and added:
-            last_ending = line.ending
             lines.append(Line(line.text, line.ending or ini.newline))
             lines.extend(Line(text, ini.newline) for text in added)
-            if not last_ending:
-                lines[-1] = Line(lines[-1].text, "")
-            continue
-        lines.append(line)
+        else:
+            lines.append(line)
 
-    # A file without a final newline keeps that shape when its last line was removed.
+    # A file without a final newline keeps that shape when lines are removed or added at its end.
     if ini.lines and not ini.lines[-1].ending and lines and lines[-1].ending:
         lines[-1] = Line(lines[-1].text, "")
     return lines
@@ -407,6 +404,9 @@ def _check_edit(before: IniFile, result: bytes, edit: SectionEdit) -> None:
         options.pop(name, None)
     options.update(edit.set_values)
 
-    after = read_ini(result)
+    try:
+        after = read_ini(result)
+    except IniFormatError as error:
+        raise IniFormatError(0, f"the edited file would not parse ({error})") from None
     if after.values() != expected:
         raise IniFormatError(0, "the edited file would not read back with the new values")
