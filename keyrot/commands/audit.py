@@ -22,9 +22,9 @@ KEY_ID_SCOPES = ("breaking", "all", "none")
 
 @click.command()
 @click.option("--older-than", type=click.IntRange(min=0), default=90, show_default=True,
-              metavar="DAYS", help=f"Policy limit on age. {OLDER_THAN_HELP}")
+              metavar="DAYS", help=f"Policy limit on age: flag Active {OLDER_THAN_HELP}.")
 @click.option("--unused-for", type=click.IntRange(min=0), default=30, show_default=True,
-              metavar="DAYS", help=f"Policy limit on idle time. {UNUSED_FOR_HELP}")
+              metavar="DAYS", help=f"Policy limit on idle time: flag Active {UNUSED_FOR_HELP}.")
 @click.option("--key-ids", "key_id_scope", type=click.Choice(KEY_ID_SCOPES), default="breaking",
               show_default=True,
               help="Whose access key IDs to look up with ListAccessKeys (the credential report "

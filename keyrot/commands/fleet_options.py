@@ -31,12 +31,11 @@ T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
 DEFAULT_REPORT_TIMEOUT = 300.0
 OLDER_THAN_HELP = (
-    "Select keys at least DAYS full days old: DAYS x 24 hours or more since CreateDate, so 90 "
-    "selects a key created exactly 90 days ago and not one a second younger."
+    "keys at least DAYS full days old (DAYS x 24 hours or more since CreateDate: 90 counts a "
+    "key created exactly 90 days ago, not one a second younger)"
 )
 UNUSED_FOR_HELP = (
-    "Select keys with DAYS full days or more since their last use, or since CreateDate when "
-    "never used."
+    "keys with DAYS full days or more since their last use, or since CreateDate when never used"
 )
 
 
@@ -115,11 +114,11 @@ def bulk_options(command: F) -> F:
                   help="Act on every user's keys that match --older-than or --unused-for; "
                   "shows the plan and asks first (or needs --yes without a terminal).")
     @click.option("--older-than", type=click.IntRange(min=0), metavar="DAYS",
-                  help=f"With --all-users: {OLDER_THAN_HELP}")
+                  help=f"With --all-users, select {OLDER_THAN_HELP}.")
     @click.option("--unused-for", type=click.IntRange(min=0), metavar="DAYS",
-                  help=f"With --all-users: {UNUSED_FOR_HELP}")
+                  help=f"With --all-users, select {UNUSED_FOR_HELP}.")
     @click.option("--exclude-user", "excluded_users", multiple=True, metavar="NAME",
-                  help="With --all-users: leave this user's keys alone; a shell-style pattern "
+                  help="With --all-users, leave this user's keys alone; a shell-style pattern "
                   "such as 'svc-*' works too. Repeat for more users.")
     @account_options
     @functools.wraps(command)
