@@ -13,15 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from keyrot.atomic_file import replace_file
+from keyrot.atomic_file import LockTimeoutError, exclusive_lock, replace_file
 from keyrot.errors import InvalidInputError, SafetyRefusal
 
 STATE_DIR_VARIABLE = "KEYROT_STATE_DIR"
 JOURNAL_VERSION = 1
+LOCK_WAIT_SECONDS = 2.0
 
 Stage = Literal["creating", "created"]
 
@@ -112,3 +115,29 @@ def save(journal: Journal) -> Path:
 def remove(scope: str) -> None:
     """Delete the journal of scope, if there is one."""
     journal_path(scope).unlink(missing_ok=True)
+
+
+@contextmanager
+def rotation_lock(scope: str) -> Iterator[None]:
+    """Hold a lock that keeps two rotations of one scope apart for the whole run.
+
+    Without it, a second run would take the first run's journal for an interrupted rotation
+    and roll it back under the first run's feet. The lock is an flock(), so the kernel releases
+    it when a run dies, even by SIGKILL.
+    """
+    path = journal_path(scope).with_suffix(".lock")
+    with ExitStack() as stack:
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            stack.enter_context(exclusive_lock(path, LOCK_WAIT_SECONDS))
+        except LockTimeoutError:
+            raise SafetyRefusal(
+                f"another keyrot rotate of the same profile or user is running (it holds "
+                f"{path}); nothing was changed. Wait for it to finish, then run again"
+            ) from None
+        except OSError as error:
+            raise SafetyRefusal(
+                f"cannot create the lock file {path}: {error.strerror}; set "
+                f"{STATE_DIR_VARIABLE} to a writable folder"
+            ) from None
+        yield

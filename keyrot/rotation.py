@@ -58,10 +58,10 @@ def rotate(
     service: IamService, request: RotationRequest, local: LocalState, interaction: Interaction
 ) -> RotationReport:
     """Rotate the key, or finish an interrupted rotation found in the journal."""
-    from keyrot.rotation_recovery import recover
-
     serial = mfa_serial(service)
     code = _mfa_code(serial, request, interaction) if serial else None
+    if request.mfa_code and not serial:
+        interaction.reporter.warn("--mfa-code is ignored because the profile has no mfa_serial")
     _check_signing_key(service, local)
 
     caller = service.caller()
@@ -72,6 +72,23 @@ def rotate(
             "the caller is the account root; AWS discourages root access keys: use an IAM user "
             "or role for this work, and delete the root access key when you can"
         )
+
+    if request.dry_run:
+        return _plan_or_recover(service, iam, subject, request, local, interaction, serial)
+    with journal.rotation_lock(local.scope):
+        return _plan_or_recover(service, iam, subject, request, local, interaction, serial)
+
+
+def _plan_or_recover(
+    service: IamService,
+    iam: IamService,
+    subject: Subject,
+    request: RotationRequest,
+    local: LocalState,
+    interaction: Interaction,
+    serial: str | None,
+) -> RotationReport:
+    from keyrot.rotation_recovery import recover
 
     earlier = journal.load(local.scope)
     if earlier is not None:
@@ -266,16 +283,17 @@ def _execute(
         reporter.note(f"deleted the inactive key {plan.spare_key.access_key_id} to make room")
 
     new_key = _create_key(iam, plan)
-    attempts = _verify_or_roll_back(service, iam, plan, new_key, request, interaction)
-    reporter.note(f"created {new_key.key.access_key_id}; it verified after {attempts} "
-                  f"attempt{'s' if attempts != 1 else ''}")
-
-    saved_path = _save_or_roll_back(iam, plan, new_key, reporter)
-    signer = iam if uses_mfa or not plan.self_rotation else service.signed_with(
-        new_key.key.access_key_id, new_key.secret_access_key)
-    retire_error = retire_old_key(signer, plan, reporter)
-    if retire_error is None:
-        journal.remove(plan.scope)
+    try:
+        saved_path, retire_error = _verify_save_retire(
+            service, iam, plan, new_key, request, interaction, uses_mfa=uses_mfa
+        )
+    except KeyboardInterrupt:
+        reporter.warn(
+            f"interrupted after creating {new_key.key.access_key_id}; run keyrot rotate again "
+            "to finish or roll back this rotation from its journal "
+            f"{journal.journal_path(plan.scope)}"
+        )
+        raise
 
     return RotationReport(
         plan=plan,
@@ -286,6 +304,34 @@ def _execute(
         saved_path=saved_path,
         retire_error=retire_error,
     )
+
+
+def _verify_save_retire(
+    service: IamService,
+    iam: IamService,
+    plan: RotationPlan,
+    new_key: NewAccessKey,
+    request: RotationRequest,
+    interaction: Interaction,
+    *,
+    uses_mfa: bool,
+) -> tuple[Path | None, PartialFailure | None]:
+    reporter = interaction.reporter
+    attempts = _verify_or_roll_back(service, iam, plan, new_key, request, interaction)
+    reporter.note(f"created {new_key.key.access_key_id}; it verified after {attempts} "
+                  f"attempt{'s' if attempts != 1 else ''}")
+
+    saved_path = _save_or_roll_back(iam, plan, new_key, reporter)
+    # With MFA the old key is retired through the MFA session, because the new key alone cannot
+    # meet an MFA condition and a code cannot be used twice. Another user's new key is not the
+    # caller's, so --user rotations retire with the caller's credentials.
+    signer = iam
+    if plan.self_rotation and not uses_mfa:
+        signer = service.signed_with(new_key.key.access_key_id, new_key.secret_access_key)
+    retire_error = retire_old_key(signer, plan, reporter)
+    if retire_error is None:
+        journal.remove(plan.scope)
+    return saved_path, retire_error
 
 
 def _create_key(iam: IamService, plan: RotationPlan) -> NewAccessKey:
