@@ -1182,3 +1182,145 @@ def test_owner_and_group_are_kept(tmp_path):
     status = path.stat()
     assert status.st_uid == 12345
     assert status.st_gid == 23456
+
+
+# ---------------------------------------------------------------------------------------------
+# more failure paths of the write
+
+
+@pytest.fixture
+def full_filesystem(tmp_path):
+    """A 64 KiB tmpfs mounted in tmp_path (needs root), for writes that really run out of space."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def fill_filesystem(folder: Path) -> None:
+    descriptor = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(descriptor, b"\0" * 4096)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(descriptor)
+
+
+def test_real_full_disk_leaves_file_unchanged(full_filesystem):
+    path = copy_shared_case(full_filesystem, "two-profiles.ini")
+    (full_filesystem / "two-profiles.ini.lock").touch()
+    before = path.read_bytes()
+    fill_filesystem(full_filesystem)
+
+    with pytest.raises(CredentialsFileWriteError) as raised:
+        rewrite(path, "default")
+
+    assert path.read_bytes() == before
+    assert temporary_files(full_filesystem) == []
+    assert "ENOSPC" in raised.value.message
+    assert raised.value.exit_code == 5
+
+
+def test_unopenable_lock_file_is_write_error(tmp_path, monkeypatch):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    before = path.read_bytes()
+    real_open = os.open
+
+    def read_only_open(file, flags, *arguments):
+        if str(file).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, flags, *arguments)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    with pytest.raises(CredentialsFileWriteError) as raised:
+        rewrite(path, "work")
+
+    assert raised.value.exit_code == 5
+    assert f"could not lock {path}" in raised.value.message
+    assert path.read_bytes() == before
+
+
+def test_interrupt_during_write_removes_temporary(tmp_path, monkeypatch):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    before = path.read_bytes()
+    real_fsync = os.fsync
+
+    def interrupted_fsync(descriptor):
+        if os.readlink(f"/proc/self/fd/{descriptor}").endswith(".tmp"):
+            raise KeyboardInterrupt
+        return real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        rewrite(path, "work")
+
+    assert path.read_bytes() == before
+    assert temporary_files(tmp_path) == []
+
+
+def test_leftover_temporary_file_is_logged(tmp_path, monkeypatch, caplog):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    fail_on_temporary_file(monkeypatch, "fsync", errno.EIO)
+    fail_on_temporary_file(monkeypatch, "unlink", errno.EBUSY)
+
+    with pytest.raises(CredentialsFileWriteError):
+        rewrite(path, "work")
+
+    leftovers = temporary_files(tmp_path)
+    assert len(leftovers) == 1
+    assert leftovers[0] in caplog.text
+    assert "delete it by hand" in caplog.text
+    assert NEW_SECRET not in caplog.text
+
+
+def test_folder_fsync_failure_still_writes(tmp_path, monkeypatch, caplog):
+    path = copy_shared_case(tmp_path, "comments.ini")
+    real_fsync = os.fsync
+
+    def failing_folder_fsync(descriptor):
+        if os.path.isdir(os.readlink(f"/proc/self/fd/{descriptor}")):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", failing_folder_fsync)
+    result = rewrite(path, "work")
+
+    assert result.path == path
+    assert NEW_KEY_ID.encode() in path.read_bytes()
+    assert f"could not flush the rename in {tmp_path}" in caplog.text
+
+
+def test_config_file_gets_new_profile_section(tmp_path):
+    path = write_file(tmp_path / "config", b"[default]\nregion = us-east-1\n")
+
+    rewrite(path, "profile new", create=True)
+    found = find_profile_key("new", credentials_path=tmp_path / "none", config_path=path)
+
+    assert found.section == "profile new"
+    assert found.access_key_id == NEW_KEY_ID
+    assert (
+        path.read_bytes()
+        == (
+            "[default]\nregion = us-east-1\n\n[profile new]\n"
+            f"aws_access_key_id = {NEW_KEY_ID}\naws_secret_access_key = {NEW_SECRET}\n"
+        ).encode()
+    )
+
+
+def test_default_section_is_never_written(tmp_path):
+    path = write_file(tmp_path / "credentials", b"[DEFAULT]\nregion = x\n")
+
+    with pytest.raises(InvalidInputError) as raised:
+        rewrite(path, "DEFAULT", create=True)
+
+    assert "every profile" in raised.value.message
+    assert path.read_bytes() == b"[DEFAULT]\nregion = x\n"
