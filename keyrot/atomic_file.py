@@ -129,12 +129,12 @@ def _write_all(descriptor: int, data: bytes) -> None:
 def _copy_owner(descriptor: int, target: Path) -> None:
     """Give the temporary file target's owner and group, as an in-place edit would keep them."""
     try:
-        wanted = os.stat(target)
+        original = os.stat(target)
     except FileNotFoundError:
         return
     current = os.fstat(descriptor)
-    if (wanted.st_uid, wanted.st_gid) != (current.st_uid, current.st_gid):
-        os.fchown(descriptor, wanted.st_uid, wanted.st_gid)
+    if (original.st_uid, original.st_gid) != (current.st_uid, current.st_gid):
+        os.fchown(descriptor, original.st_uid, original.st_gid)
 
 
 def _remove_temporary(temporary: Path) -> None:

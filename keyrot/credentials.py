@@ -101,7 +101,7 @@ def config_file_path() -> Path:
 def find_profile_key(
     profile: str, *, credentials_path: Path | None = None, config_path: Path | None = None
 ) -> ProfileKey:
-    """Find the file and section that hold profile's access key, checking both can be edited.
+    """Find the file and section that contain profile's access key, and check they can be edited.
 
     Raises NotFoundError if no file has the profile with both key options, and InvalidInputError
     if a file cannot be read, or parsed and edited with certainty.
@@ -247,7 +247,7 @@ def _unsafe_file_error(path: Path, error: IniFormatError) -> InvalidInputError:
 
 
 def _config_profile_section(path: Path, config: IniFile, profile: str) -> Section | None:
-    """The config file's section for profile: [profile NAME], or [default] for default.
+    """Return the config file's section for profile: [profile NAME], or [default] for default.
 
     botocore splits "profile NAME" with shlex, so [profile  work] and [profile "work"] are both
     profile work. botocore lets the later of two such sections win, but keyrot rejects the file.
