@@ -228,7 +228,8 @@ def _state_for_profile(request: RotationRequest) -> LocalState:
         if name != found.section
     ]
     return LocalState(
-        destination=ProfileDestination(found.path, found.section),
+        destination=ProfileDestination(found.path, found.section,
+                                       expected_access_key_id=found.access_key_id),
         scope=f"profile:{found.path.resolve()}:{found.section}",
         own_key_id=found.access_key_id,
         profile_flag=f" --profile {profile}",

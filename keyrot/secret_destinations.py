@@ -52,11 +52,16 @@ class Destination(Protocol):
 
 @dataclass(frozen=True)
 class ProfileDestination:
-    """A section of an AWS credentials or config file; create adds a missing file or section."""
+    """A section of an AWS credentials or config file; create adds a missing file or section.
+
+    With expected_access_key_id, saving fails (the file unchanged) unless the section still
+    contains that key, so a key someone put there during the rotation is never overwritten.
+    """
 
     path: Path
     section: str
     create: bool = False
+    expected_access_key_id: str | None = None
 
     def describe(self) -> str:
         return f"[{self.section}] in {self.path}"
@@ -80,6 +85,7 @@ class ProfileDestination:
             new_key.key.access_key_id,
             new_key.secret_access_key,
             create=self.create,
+            expected_access_key_id=self.expected_access_key_id,
         )
         return SaveResult(path=result.path, warning=result.mode_warning)
 

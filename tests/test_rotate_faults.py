@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import stat
+import threading
 
 import pytest
 from conftest import create_user_with_keys, run
@@ -260,3 +261,26 @@ def test_output_rotation_finished_by_rerun(iam, bob, proxy, state_dir):
         bob.access_key_id: "Inactive", created["AccessKeyId"]: "Active"
     }
     assert journal_files(state_dir) == []
+
+
+def test_key_changed_during_rotation_rolls_back(iam, bob, credentials, proxy):
+    install(credentials, COMMENTS_INI, bob)
+    held = proxy.add_rule("GetCallerIdentity", hold=threading.Event(),
+                          match=signed_by_new_key(bob.access_key_id))
+    edited = COMMENTS_INI.replace("AKIAIOSFODNN7EXAMPLE", "AKIAEDITEDBYHAND0000")
+
+    def edit_while_held():
+        held.arrived.wait(60)
+        credentials.write_text(edited)
+        held.hold.set()
+
+    editor = threading.Thread(target=edit_while_held)
+    editor.start()
+    result = run("rotate", "--profile", "work")
+    editor.join()
+
+    assert result.exit_code == 5
+    assert "AKIAEDITEDBYHAND0000" in result.stderr
+    assert "was deleted again" in result.stderr
+    assert credentials.read_text() == edited
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
