@@ -85,6 +85,33 @@ def test_f01_comments_profile_rotates(iam, bob, credentials):
     assert f"* {bob.access_key_id}" in result.stdout
 
 
+def test_f01_old_key_retired_with_new_key(iam, bob, credentials, proxy):
+    install(credentials, COMMENTS_INI, bob)
+
+    result = run("rotate", "--profile", "work")
+
+    assert result.exit_code == 0, result.stderr
+    new_id = new_key_id(iam, bob.access_key_id)
+    update = next(r for r in proxy.requests if r.action == "UpdateAccessKey")
+    assert update.access_key_id == new_id
+    assert update.params["AccessKeyId"] == bob.access_key_id
+    assert update.params["Status"] == "Inactive"
+    verify = [r for r in proxy.requests if r.action == "GetCallerIdentity"]
+    assert [r.access_key_id for r in verify] == [bob.access_key_id, new_id]
+
+
+def test_dry_run_names_spare_deletion(iam, bob, credentials):
+    spare = iam.create_access_key(UserName="Bob")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="Bob", AccessKeyId=spare, Status="Inactive")
+    install(credentials, COMMENTS_INI, bob)
+
+    result = run("rotate", "--profile", "work", "--dry-run", "--delete-inactive-key")
+
+    assert result.exit_code == 0, result.stderr
+    assert f"would delete the inactive key {spare}, then create a new key" in result.stderr
+    assert spare in key_statuses(iam, "Bob")
+
+
 def test_f01_journal_removed_afterwards(iam, bob, credentials, state_dir):
     install(credentials, COMMENTS_INI, bob)
 

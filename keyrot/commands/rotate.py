@@ -183,8 +183,10 @@ def _show(
     new_key = report.new_key
 
     if report.dry_run:
-        output.note(f"dry run: would create a new key for {plan.subject.label}, save it to "
-                    f"{plan.destination.describe()}, and the old key "
+        spare = plan.spare_key
+        first = f"delete the inactive key {spare.access_key_id}, then " if spare else ""
+        output.note(f"dry run: would {first}create a new key for {plan.subject.label}, save it "
+                    f"to {plan.destination.describe()}, and the old key "
                     f"{plan.old_key.access_key_id} {report.old_key_result}; nothing was changed")
     if options.output == "json":
         output.json_document(report.to_json(include_secret=True))
