@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.shell_completion import BashComplete, CompletionItem, ZshComplete
 
@@ -254,6 +255,27 @@ def test_command_completes_shared_options(command):
     for option in ("--profile", "--output", "--no-color", "--verbose", "--quiet", "--help"):
         assert option in offered, f"keyrot {command} does not offer {option}"
     assert values(complete(command, "--output", "")) == OUTPUT_FORMATS
+
+
+def key_id_arguments(command: str) -> list[click.Argument]:
+    loaded = keyrot.get_command(None, command)  # type: ignore[arg-type]
+    assert loaded is not None
+    return [parameter for parameter in loaded.params
+            if isinstance(parameter, click.Argument)
+            and "ACCESS_KEY_ID" in (parameter.metavar or parameter.name or "").upper()]
+
+
+@pytest.mark.parametrize(
+    "command", [name for name in sorted(COMMANDS) if key_id_arguments(name)]
+)
+def test_key_id_argument_completes(command, aws_files):
+    assert values(complete(command, "AKIAW")) == [WORK_KEY]
+
+
+def test_key_id_commands_found():
+    """The list above is not empty by accident: the status commands take key IDs."""
+    assert key_id_arguments("deactivate") != []
+    assert key_id_arguments("list") == []
 
 
 def test_zsh_items_carry_command_help():

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from keyrot.commands.common import CommonOptions, common_options, user_option
+from keyrot.completion import complete_access_key_ids
 from keyrot.errors import InvalidInputError
 from keyrot.validation import check_access_key_id
 
@@ -24,7 +25,8 @@ DEFAULT_VERIFY_TIMEOUT = 60.0
 @click.command()
 @user_option
 @click.argument("key_id", metavar="[ACCESS_KEY_ID]", required=False,
-                callback=lambda _context, _parameter, value: _checked_key_id(value))
+                callback=lambda _context, _parameter, value: _checked_key_id(value),
+                shell_complete=complete_access_key_ids)
 @click.option("--delete", "delete_old", is_flag=True,
               help="Delete the old key once the new one works [default: deactivate it].")
 @click.option("--keep-old", is_flag=True,
