@@ -290,6 +290,10 @@ def test_profiles_come_from_both_files(aws_files):
     assert values(complete("list", "--profile", "")) == ["default", "ci", "work"]
 
 
+def test_rotate_save_profile_completes_profiles(aws_files):
+    assert values(complete("rotate", "--save-profile", "")) == ["default", "ci", "work"]
+
+
 def test_key_ids_put_chosen_profile_first(aws_files):
     assert values(complete("deactivate", "--profile", "ci", "")) == [
         CONFIG_KEY, WORK_KEY, DEFAULT_KEY,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 import click
 
 from keyrot.commands.common import CommonOptions, common_options, user_option
-from keyrot.completion import complete_access_key_ids
+from keyrot.completion import complete_access_key_ids, complete_profiles
 from keyrot.errors import InvalidInputError
 from keyrot.validation import check_access_key_id
 
@@ -34,7 +34,7 @@ DEFAULT_VERIFY_TIMEOUT = 60.0
 @click.option("--delete-inactive-key", is_flag=True,
               help="If the user already has two keys and the other one is inactive, delete it "
               "to make room. An active other key is never touched.")
-@click.option("--save-profile", metavar="NAME",
+@click.option("--save-profile", metavar="NAME", shell_complete=complete_profiles,
               help="With --user: save the new key as this profile in the credentials file "
               "(created if missing).")
 @click.option("--credentials-file", type=click.Path(dir_okay=False, path_type=Path),
