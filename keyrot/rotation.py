@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -65,6 +66,9 @@ def rotate(
     _check_signing_key(service, local)
 
     caller = service.caller()
+    if request.user_name is not None:
+        # User names repeat across accounts; a file path or key ID does not.
+        local = replace(local, scope=f"{local.scope}@{caller.account}")
     iam = mfa_session(service, serial, code) if serial and code else service
     subject = _subject(caller, request)
     if caller.is_root:
