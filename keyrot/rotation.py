@@ -511,7 +511,8 @@ def retire_old_key(
             f"{error.message}",
             details=[
                 f"old key: {key_id}, still active",
-                f"to finish: {plan.finish_command()}",
+                f"to finish: {plan.finish_command()}, or run the same keyrot rotate again, "
+                f"which finds the journal {journal.journal_path(plan.scope)} and finishes it",
             ],
         )
 
