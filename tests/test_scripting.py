@@ -460,6 +460,22 @@ def test_verbose_logs_connection_failure(proxy):
     assert "retrying (attempt 3 of 3)" in result.stderr
 
 
+def test_verbose_logs_rotate_verify_retries(iam, proxy):
+    old = create_user_with_keys(iam, "Bob", 1)[0]
+    proxy.add_rule("GetCallerIdentity", times=1,
+                   error=(403, "InvalidClientTokenId", "The security token is invalid"),
+                   match=lambda request: request.access_key_id != FAKE_ACCESS_KEY_ID)
+
+    result = run("rotate", "--verbose", "--user", "Bob", old.access_key_id, "--keep-old",
+                 "--output", "json")
+
+    assert result.exit_code == 0, result.stderr
+    new_key = json.loads(result.stdout)["NewAccessKey"]
+    assert "STS GetCallerIdentity: HTTP 403 InvalidClientTokenId, request ID " in result.stderr
+    assert f"verify attempt 1 of {new_key['AccessKeyId']} failed" in result.stderr
+    assert new_key["SecretAccessKey"] not in result.stderr
+
+
 def test_verbose_never_logs_signing_secret(iam, bob_profile, aws_environment):
     secret = (aws_environment / "credentials").read_text().split("= ")[-1].strip()
 
