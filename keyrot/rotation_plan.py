@@ -1,6 +1,6 @@
 """The rotate workflow's request, plan and report, and the checks made before any request.
 
-check_local_state reads the profile or environment that holds the key being replaced and
+check_local_state reads the profile or environment that contains the key being replaced and
 chooses the new key's destination; nothing in this module sends a request to AWS.
 """
 
@@ -158,7 +158,7 @@ class RotationReport:
 
 
 def check_local_state(request: RotationRequest) -> LocalState:
-    """Read the profile or environment that holds the key, refusing before any request is sent.
+    """Read the profile or environment that contains the key, refusing before any request is sent.
 
     A rotation of another user's key (--user) needs an explicit destination. A rotation of the
     caller's own key stores the new key where the old one is: in the profile's file, or, for a
@@ -216,7 +216,7 @@ def _state_for_profile(request: RotationRequest) -> LocalState:
     found = find_profile_key(profile)
     if found.has_session_token:
         raise SafetyRefusal(
-            f"profile {profile} in {found.path} holds temporary STS credentials (it has a "
+            f"profile {profile} in {found.path} contains temporary STS credentials (it has a "
             "session token), which cannot be rotated; rotate the long-term key they came from "
             "instead. Nothing was changed"
         )

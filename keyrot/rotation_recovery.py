@@ -1,7 +1,7 @@
 """Finishing or rolling back a rotation that a crash, a kill or a lost connection interrupted.
 
-The journal records how far the earlier run got. If the destination already holds the new key,
-the job is finished: the old key is retired as planned. If the destination still holds the old
+The journal records how far the earlier run got. If the destination already contains the new key,
+the job is finished: the old key is retired as planned. If the destination still contains the old
 key, the new key is deleted again and the run goes on with a fresh rotation.
 """
 
@@ -36,10 +36,10 @@ def recover(
     local: LocalState,
     interaction: Interaction,
 ) -> RotationReport | None:
-    """Finish or roll back the rotation entry records.
+    """Finish or roll back the rotation that entry records.
 
-    Return the report when the earlier job was finished; return None when it was rolled back
-    (or never created a key), so the caller goes on with a fresh rotation.
+    Return the report when the earlier job was finished. Return None when it was rolled back or
+    never created a key, because the caller then goes on with a fresh rotation.
     """
     reporter = interaction.reporter
     path = journal.journal_path(entry.scope)
@@ -69,7 +69,7 @@ def recover(
     journal.remove(entry.scope)
     reporter.note(
         f"rolled back an interrupted rotation of {subject.label}: deleted the new key "
-        f"{new_key.key.access_key_id}, because {destination.describe()} still holds the old key "
+        f"{new_key.key.access_key_id}, because {destination.describe()} still contains the old key "
         f"{entry.old_access_key_id}"
     )
     return None
@@ -199,7 +199,7 @@ def _forget_missing_key(
     key_id = new_key.key.access_key_id
     if destination.contains(key_id):
         raise SafetyRefusal(
-            f"{destination.describe()} holds the key {key_id} from an interrupted rotation, but "
+            f"{destination.describe()} contains the key {key_id} from an interrupted rotation, but "
             f"IAM no longer lists that key; the old key {entry.old_access_key_id} was not "
             f"retired. Put a working key into {destination.describe()}, then remove "
             f"{journal.journal_path(entry.scope)}"
@@ -217,7 +217,7 @@ def _check_still_old(destination: Destination, entry: journal.Journal, path: obj
     if destination.contains(entry.old_access_key_id):
         return
     raise SafetyRefusal(
-        f"{destination.describe()} holds neither the old key {entry.old_access_key_id} nor the "
+        f"{destination.describe()} contains neither the old key {entry.old_access_key_id} nor the "
         f"new key {entry.new_access_key_id} of an interrupted rotation, so keyrot cannot tell "
         f"which one to keep. The new key's secret is in {path}; put the key you want into "
         "the file and remove the journal, or delete the new key"
