@@ -13,7 +13,7 @@ from keyrot import journal
 from keyrot.errors import SafetyRefusal
 from keyrot.iam import IamService
 from keyrot.keystatus import Subject
-from keyrot.models import AccessKey, NewAccessKey
+from keyrot.models import AccessKey, NewAccessKey, iso_utc
 from keyrot.rotation import retire_old_key, verify_new_key
 from keyrot.rotation_plan import (
     Interaction,
@@ -93,7 +93,7 @@ def _recover_before_create(
         "that key's secret was never stored; nothing was changed now",
         details=[
             *[f"unknown key: {key.access_key_id} ({key.status}), created "
-              f"{key.create_date:%Y-%m-%dT%H:%M:%SZ}, after the rotation started at "
+              f"{iso_utc(key.create_date)}; the interrupted rotation started at "
               f"{entry.started_at}" for key in unknown],
             "if that key is the one keyrot created, it cannot be used; delete it with "
             f"aws iam delete-access-key{user_option} --access-key-id {unknown[0].access_key_id}, "
