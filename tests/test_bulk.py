@@ -7,8 +7,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -406,3 +409,29 @@ def test_plan_now_defaults_to_clock(iam, seeded):
     assert abs(now - datetime.now(UTC)) < timedelta(hours=1)
     assert document["DryRun"] is True
     assert {key["Result"] for key in document["AccessKeys"]} == {"planned"}
+
+
+def test_interrupt_stops_remaining_keys(iam, seeded, proxy):
+    release = threading.Event()
+    held = proxy.add_rule("UpdateAccessKey", hold=release)
+    process = subprocess.Popen(
+        [KEYROT, "deactivate", "--all-users", "--older-than", "0", "--yes", "--concurrency", "1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert held.arrived.wait(30)
+        process.send_signal(signal.SIGINT)
+        # Give the signal time to reach the waiting main thread before the request returns.
+        time.sleep(0.5)
+        release.set()
+        _stdout, stderr = process.communicate(timeout=60)
+    finally:
+        release.set()
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 130, stderr
+    assert "stopped after 1 of 5 keys" in stderr
+    assert proxy.actions().count("UpdateAccessKey") == 1
+    assert sorted(statuses(iam, *ALL_USERS).values()) == ["Active"] * 4 + ["Inactive"]

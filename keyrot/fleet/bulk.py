@@ -12,12 +12,12 @@ from __future__ import annotations
 import fnmatch
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from keyrot.errors import KeyrotError, NotFoundError
+from keyrot.errors import EXIT_INTERRUPTED, KeyrotError, NotFoundError
 from keyrot.fleet.accounts import AccountFailure
 from keyrot.fleet.policy import UNUSED_FOR, KeyPolicy, full_days
 from keyrot.fleet.progress import ProgressReporter
@@ -276,23 +276,50 @@ class _Planner:
 def execute(
     plans: list[AccountPlan], request: BulkRequest, progress: ProgressReporter
 ) -> list[BulkKey]:
-    """Act on every planned key concurrently and return all keys with their results."""
+    """Act on every planned key concurrently and return all keys with their results.
+
+    On Ctrl-C, keys not yet started are left alone, the requests in flight finish, and an
+    Interrupted error (exit status 130) names the keys already changed.
+    """
     services = {plan.account: plan.service for plan in plans}
     keys = [key for plan in plans for key in plan.keys]
     planned = [index for index, key in enumerate(keys) if key.result == PLANNED]
     act = _action(request.action)
 
     description = f"{PARTICIPLE[request.action]} access keys"
-    with progress.task(description, total=len(planned)) as task, \
-            ThreadPoolExecutor(max_workers=request.workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=request.workers)
+    with progress.task(description, total=len(planned)) as task:
         futures = {
             pool.submit(_act_on_key, act, services[keys[index].account], keys[index]): index
             for index in planned
         }
-        for future in as_completed(futures):
-            keys[futures[future]] = future.result()
-            task.advance()
+        try:
+            for future in as_completed(futures):
+                keys[futures[future]] = future.result()
+                task.advance()
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise _interrupted(request, keys, futures) from None
+    pool.shutdown()
     return keys
+
+
+def _interrupted(
+    request: BulkRequest, keys: list[BulkKey], futures: dict[Future[BulkKey], int]
+) -> Interrupted:
+    for future, index in futures.items():
+        if future.done() and not future.cancelled():
+            keys[index] = future.result()
+    done = [key for key in keys if key.result == DONE]
+    return Interrupted(
+        f"interrupted: {request.action} --all-users stopped after {len(done)} of "
+        f"{len(futures)} keys; keys not listed below were not changed",
+        details=[f"{PAST_TENSE[request.action]}: {key.label}" for key in done],
+    )
+
+
+class Interrupted(KeyrotError):
+    exit_code = EXIT_INTERRUPTED
 
 
 def _action(action: BulkAction) -> Callable[[IamService, str, str], None]:
