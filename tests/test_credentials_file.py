@@ -41,7 +41,7 @@ from keyrot.credentials import (
     sections_with_key,
     write_profile_key,
 )
-from keyrot.errors import InvalidInputError, NotFoundError
+from keyrot.errors import InvalidInputError, KeyrotError, NotFoundError
 from keyrot.ini_edit import IniFormatError, merge_defaults, parse_ini
 
 TESTS = Path(__file__).parent
@@ -1324,3 +1324,26 @@ def test_default_section_is_never_written(tmp_path):
 
     assert "every profile" in raised.value.message
     assert path.read_bytes() == b"[DEFAULT]\nregion = x\n"
+
+
+@PROPERTY_SETTINGS
+@given(text=ini_like_text)
+def test_arbitrary_text_is_rewritten_or_left_alone(tmp_path, text):
+    data = text.encode()
+    path = write_file(tmp_path / "credentials", data)
+    before = configparser_reading(data)
+
+    try:
+        rewrite(path, "a", create=True)
+    except KeyrotError as error:
+        assert path.read_bytes() == data
+        assert error.exit_code == 2
+        return
+
+    assert before is not None
+    before.setdefault("a", dict(before.get("DEFAULT", {})))
+    before.setdefault("DEFAULT", {})
+    after = configparser_reading(path.read_bytes())
+    assert after is not None
+    after.setdefault("DEFAULT", {})
+    assert after == with_new_key(before, "a")
