@@ -197,6 +197,21 @@ def test_bash_completes_key_ids(aws_files):
     assert offered == [WORK_KEY, DEFAULT_KEY, CONFIG_KEY]
 
 
+def test_bash_completion_loads_from_user_folder(tmp_path):
+    """Installed as keyrot in bash-completion's user folder, the script loads on first use."""
+    framework = Path("/usr/share/bash-completion/bash_completion")
+    if not framework.exists():
+        pytest.skip("bash-completion is not installed")
+    folder = tmp_path / "data" / "bash-completion" / "completions"
+    folder.mkdir(parents=True)
+    shutil.copy(COMPLETIONS / "keyrot.bash", folder / "keyrot")
+
+    loaded = run_shell("bash", f"source {framework}; __load_completion keyrot; complete -p keyrot",
+                       XDG_DATA_HOME=str(tmp_path / "data"))
+
+    assert loaded == ["complete -o nosort -F _keyrot_completion keyrot"]
+
+
 def test_zsh_completes_command_prefix():
     offered = zsh_complete("keyrot", "de")
 
