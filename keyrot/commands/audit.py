@@ -97,7 +97,8 @@ def _show(options: CommonOptions, result: FleetAudit, *, only_breaking: bool,
     elif options.output == "text":
         output.text_lines([audit_row(key) for key in keys])
     else:
-        title = f"Access keys, policy: Active and {result.request.policy.describe()} breaks it"
+        title = (f"Access keys (an Active key {result.request.policy.describe()} breaks the "
+                 "policy)")
         output.table(audit_table(title, keys, show_account=show_account))
         for table in summary_tables(summary):
             output.table(table)

@@ -11,29 +11,35 @@ from rich.text import Text
 
 from keyrot.fleet.audit import BREAKS_POLICY, COMPLIANT, AuditedKey, AuditSummary
 from keyrot.fleet.bulk import DONE, FAILED, PLANNED, BulkKey
+from keyrot.fleet.policy import OLDER_THAN, UNUSED_FOR
 from keyrot.models import LastUse, iso_utc
 
 NO_ID = "(not listed)"
 STATE_STYLES = {COMPLIANT: "green", BREAKS_POLICY: "bold red"}
 RESULT_STYLES = {DONE: "green", FAILED: "bold red", PLANNED: "yellow"}
+# Short table labels for the limits a key breaks; JSON and text output use the full names.
+BREACH_LABELS = {OLDER_THAN: "old", UNUSED_FOR: "unused"}
 
 
 def audit_table(title: str, keys: Sequence[AuditedKey], *, show_account: bool) -> Table:
     table = _table(title)
     if show_account:
         table.add_column("Account", no_wrap=True)
-    for name in ("User", "Access key ID", "Status", "Created (age)", "Last used", "Policy"):
-        table.add_column(name, no_wrap=name != "Last used")
+    table.add_column("User")
+    table.add_column("Access key ID", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Age", justify="right", no_wrap=True)
+    table.add_column("Last used")
+    table.add_column("Policy", min_width=9)
 
     for key in keys:
-        policy = ", ".join(key.breaches) if key.breaches else key.state
         cells: list[str | Text] = [
             key.user_name,
             key.access_key_id or NO_ID,
             Text(key.status, style=_status_style(key.status)),
-            _created(key.create_date, key.age_days),
+            f"{key.age_days}d",
             last_use_text(key.last_use),
-            Text(policy, style=STATE_STYLES.get(key.state, "")),
+            Text(_breach_text(key.breaches) or key.state, style=STATE_STYLES.get(key.state, "")),
         ]
         table.add_row(*([key.account] if show_account else []), *cells)
     if not keys:
@@ -73,29 +79,33 @@ def audit_row(key: AuditedKey) -> list[str | None]:
 
 
 def bulk_table(title: str, keys: Sequence[BulkKey], *, show_account: bool) -> Table:
+    """Build the plan or result table; a key's status shows in its result, such as
+    "unchanged: already Inactive", so it has no column of its own."""
     table = _table(title)
     if show_account:
         table.add_column("Account", no_wrap=True)
-    table.add_column("User", no_wrap=True)
+    table.add_column("User")
     table.add_column("Access key ID", no_wrap=True)
-    table.add_column("Status", no_wrap=True)
     table.add_column("Age", justify="right", no_wrap=True)
     table.add_column("Last used", no_wrap=True)
-    table.add_column("Breaches")
+    table.add_column("Breaks")
     table.add_column("Result", ratio=1, min_width=12)
 
     for key in keys:
         cells: list[str | Text] = [
             key.user_name,
             key.access_key_id or NO_ID,
-            Text(key.status, style=_status_style(key.status)),
             f"{key.age_days}d",
             last_use_text(key.last_use, with_place=False),
-            ", ".join(key.breaches),
+            _breach_text(key.breaches),
             Text(_result_text(key), style=RESULT_STYLES.get(key.result, "")),
         ]
         table.add_row(*([key.account] if show_account else []), *cells)
     return table
+
+
+def _breach_text(breaches: tuple[str, ...]) -> str:
+    return ", ".join(BREACH_LABELS.get(breach, breach) for breach in breaches)
 
 
 def _result_text(key: BulkKey) -> str:
