@@ -24,6 +24,7 @@ from fleet_support import (
     use_key,
 )
 
+from keyrot.fleet.accounts import parse_account_ids, role_arn
 from keyrot.fleet.audit import AuditRequest, audit_account
 from keyrot.fleet.policy import KeyPolicy
 from keyrot.fleet.progress import SilentProgress
@@ -402,3 +403,19 @@ def test_no_progress_without_terminal(seeded):
     assert result.stderr.splitlines() == [
         "keyrot: 0 of 4 access keys break the policy (older than 90 days or unused for 30 days)"
     ]
+
+
+@pytest.mark.parametrize("caller_arn, expected", [
+    ("arn:aws:iam::123456789012:user/Bob", "arn:aws:iam::111111111111:role/KeyAuditor"),
+    ("arn:aws-cn:sts::123456789012:assumed-role/Ops/me",
+     "arn:aws-cn:iam::111111111111:role/KeyAuditor"),
+    ("arn:aws-us-gov:iam::123456789012:root", "arn:aws-us-gov:iam::111111111111:role/KeyAuditor"),
+])
+def test_role_arn_uses_caller_partition(caller_arn, expected):
+    assert role_arn(caller_arn, OTHER_ACCOUNT, ROLE_NAME) == expected
+
+
+def test_account_ids_parse_commas_spaces_comments():
+    text = f"{OTHER_ACCOUNT}, {THIRD_ACCOUNT}\n# retired: 333333333333\n{OTHER_ACCOUNT}\n"
+
+    assert parse_account_ids(text, "test") == (OTHER_ACCOUNT, THIRD_ACCOUNT)
