@@ -334,8 +334,6 @@ def test_bulk_plan_fits_80_columns(iam):
         assert any(key.access_key_id in line for line in lines), f"{key.access_key_id} cut off"
 
 
-@pytest.mark.xfail(reason="the bulk plan table narrows the Access key ID column to fit a "
-                   "64-character user name into 80 columns, so key IDs end in an ellipsis")
 def test_bulk_plan_long_user_fits_80_columns(iam):
     keys = create_user_with_keys(iam, LONG_USER, 2)
 
