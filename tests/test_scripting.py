@@ -343,6 +343,18 @@ def test_bulk_plan_long_user_fits_80_columns(iam):
         assert any(key.access_key_id in line for line in lines), f"{key.access_key_id} cut off"
 
 
+def test_audit_fits_80_columns(iam):
+    keys = create_user_with_keys(iam, LONG_USER, 2)
+
+    result = keyrot("audit", "--key-ids", "all", COLUMNS="80")
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for key in keys:
+        assert any(key.access_key_id in line for line in lines), f"{key.access_key_id} cut off"
+
+
 def test_caller_table_fits_80_columns(iam, monkeypatch):
     key = create_user_with_keys(iam, LONG_USER, 1)[0]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key.access_key_id)
