@@ -17,51 +17,13 @@ OLD_SECRET_PLACEHOLDER = "OLDSECRET"
 ROOT_ARN = "arn:aws:iam::123456789012:root"
 
 # Credentials files as people keep them; the placeholders are replaced by a key made in moto.
-COMMENTS_INI = (
-    "# maintained by hand; scripts grep for the markers below\n"
-    "[work]\n"
-    "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
-    "; rotated quarterly\n"
-    "aws_secret_access_key = OLDSECRET\n"
-    "region = eu-west-1\n"
-    "\n"
-    "# --- personal ---\n"
-    "[personal]\n"
-    "aws_access_key_id = AKIAI44QH8DHBEXAMPLE\n"
-    "aws_secret_access_key = PERSONALSECRET\n"
-)
-TWO_PROFILES_INI = (
-    "[default]\n"
-    "aws_access_key_id=AKIAIOSFODNN7EXAMPLE\n"
-    "aws_secret_access_key=OLDSECRET\n"
-    "\n"
-    "[tmp]\n"
-    "aws_secret_access_key=TMPSECRET\n"
-    "aws_access_key_id=ASIAEXAMPLETMP00001\n"
-    "aws_session_token=TOKENEXAMPLE\n"
-)
-PADDING_INI = (
-    "[work]\n"
-    "aws_access_key_id     = AKIAIOSFODNN7EXAMPLE\n"
-    "aws_secret_access_key\t=\tOLDSECRET   \n"
-    "region: eu-west-1\n"
-)
-UPPERCASE_INI = (
-    "[work]\n"
-    "AWS_ACCESS_KEY_ID = AKIAIOSFODNN7EXAMPLE\n"
-    "AWS_SECRET_ACCESS_KEY = OLDSECRET\n"
-)
-ROOT_INI = (
-    "[root]\n"
-    "aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n"
-    "aws_secret_access_key = OLDSECRET\n"
-)
-TEMPORARY_INI = (
-    "[work]\n"
-    "aws_access_key_id = ASIAEXAMPLETMP00001\n"
-    "aws_secret_access_key = TMPSECRET\n"
-    "aws_session_token = TOKENEXAMPLE\n"
-)
+CASES = Path(__file__).parent / "cases"
+COMMENTS_INI = (CASES / "comments.ini").read_text()
+TWO_PROFILES_INI = (CASES / "two-profiles.ini").read_text()
+PADDING_INI = (CASES / "padding.ini").read_text()
+UPPERCASE_INI = (CASES / "uppercase.ini").read_text()
+ROOT_INI = (CASES / "root.ini").read_text()
+TEMPORARY_INI = (CASES / "temporary.ini").read_text()
 
 
 def with_key(template: str, key: SeededKey) -> str:

@@ -46,7 +46,7 @@ from keyrot.ini_edit import IniFormatError, merge_defaults, parse_ini
 
 TESTS = Path(__file__).parent
 CORPUS = TESTS / "corpus"
-SHARED_CASES = TESTS.resolve().parents[1] / "shared" / "cases"
+SHARED_CASES = TESTS / "cases"
 NEW_KEY_ID = "AKIANEWKEY0000000001"
 NEW_SECRET = "newSecret/0123+abcdefghijklmnopqrstuvw"
 TOKEN_OPTIONS = ("aws_session_token", "aws_security_token")
