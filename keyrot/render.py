@@ -51,7 +51,9 @@ class Output:
             click.echo(f"keyrot: {message}", err=True)
 
     def warn(self, message: str) -> None:
-        """Print a warning on stderr; warnings show even with --quiet."""
+        """Print a warning on stderr, unless --quiet."""
+        if self.quiet:
+            return
         line = f"keyrot: warning: {message}"
         # click.echo drops the colour codes itself when stderr is not a terminal.
         click.echo(click.style(line, fg="yellow") if self._color else line, err=True)
@@ -68,7 +70,9 @@ class Output:
         sys.stdout.flush()
 
     def table(self, table: Table) -> None:
-        self.stdout.print(table)
+        """Print a table on stdout, unless --quiet; JSON and text results print regardless."""
+        if not self.quiet:
+            self.stdout.print(table)
 
 
 def key_table(
@@ -133,6 +137,7 @@ def _last_use_text(key: AccessKey) -> str:
 def _console(stream: Any, color: bool) -> Console:
     from rich.console import Console
 
-    # rich already turns colour off when the stream is not a terminal, NO_COLOR is set or
-    # TERM=dumb; --no-color turns it off everywhere.
-    return Console(file=stream, no_color=not color, highlight=False, soft_wrap=False)
+    # rich already turns styles off when the stream is not a terminal or TERM=dumb. --no-color
+    # and NO_COLOR turn off every escape code, bold included, not only the colours.
+    color_system = "auto" if color else None
+    return Console(file=stream, color_system=color_system, highlight=False, soft_wrap=False)

@@ -334,14 +334,15 @@ def test_verbose_and_quiet_conflict():
     assert "--verbose and --quiet" in result.stderr
 
 
-def test_quiet_prints_only_results(iam):
+def test_quiet_prints_nothing_on_success(iam):
     key = create_user_with_keys(iam, "Bob", 1)[0]
 
     result = run("deactivate", "--quiet", "--user", "Bob", key.access_key_id)
 
     assert result.exit_code == 0
     assert result.stderr == ""
-    assert "Bob: after" in result.stdout
+    assert result.stdout == ""
+    assert key_status(iam, "Bob") == {key.access_key_id: "Inactive"}
 
 
 @pytest.mark.parametrize("command", ["list", "activate", "deactivate"])

@@ -110,7 +110,8 @@ def common_options(command: F) -> F:
     @click.option("--no-color", is_flag=True, help="Print no colour (also set by NO_COLOR).")
     @click.option("-v", "--verbose", is_flag=True,
                   help="Log each API call, retry and wait to stderr, with request IDs.")
-    @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors and results.")
+    @click.option("-q", "--quiet", is_flag=True,
+                  help="Print nothing but errors; --output json or text still prints its result.")
     @click.option("--dry-run", is_flag=True, help="Show the plan and the tables; change nothing.")
     @click.option("-y", "--yes", "assume_yes", is_flag=True,
                   help="Answer yes to confirmation prompts (safety refusals still need --force).")
