@@ -139,5 +139,6 @@ def _console(stream: Any, color: bool) -> Console:
 
     # rich already turns styles off when the stream is not a terminal or TERM=dumb. --no-color
     # and NO_COLOR turn off every escape code, bold included, not only the colours.
-    color_system = "auto" if color else None
-    return Console(file=stream, color_system=color_system, highlight=False, soft_wrap=False)
+    if not color:
+        return Console(file=stream, color_system=None, highlight=False, soft_wrap=False)
+    return Console(file=stream, highlight=False, soft_wrap=False)
