@@ -73,7 +73,7 @@ def aws_environment(
 ) -> Iterator[Path]:
     """Isolate the test from the real AWS setup and point everything at the local endpoint."""
     for name in list(os.environ):
-        if name.startswith("AWS_") or name in ("NO_COLOR", "FORCE_COLOR"):
+        if name.startswith("AWS_") or name in ("NO_COLOR", "FORCE_COLOR", "XDG_STATE_HOME"):
             monkeypatch.delenv(name)
 
     home = tmp_path / "home"
@@ -92,10 +92,17 @@ def aws_environment(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("KEYROT_STATE_DIR", str(tmp_path / "state"))
 
     moto_server.reset()
     yield aws_folder
     moto_server.reset()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    """The folder keyrot keeps rotation journals in during a test (KEYROT_STATE_DIR)."""
+    return tmp_path / "state"
 
 
 @pytest.fixture

@@ -25,13 +25,6 @@ from rotate_support import (
 )
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "state"
-    monkeypatch.setenv("KEYROT_STATE_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture
 def bob(iam):
     return create_user_with_keys(iam, "Bob", 1)[0]

@@ -29,13 +29,6 @@ BOB_ARN = "arn:aws:iam::123456789012:user/Bob"
 WAIT_SECONDS = 60
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "state"
-    monkeypatch.setenv("KEYROT_STATE_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture
 def bob(iam, moto_server, aws_environment):
     key = create_user_with_keys(iam, "Bob", 1)[0]

@@ -25,13 +25,6 @@ WAIT_SECONDS = 60
 MFA_CONFIG = "[profile work]\nmfa_serial = arn:aws:iam::123456789012:mfa/Bob\n"
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "state"
-    monkeypatch.setenv("KEYROT_STATE_DIR", str(folder))
-    return folder
-
-
 @pytest.fixture
 def bob(iam, aws_environment):
     key = create_user_with_keys(iam, "Bob", 1)[0]
