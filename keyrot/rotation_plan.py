@@ -98,7 +98,10 @@ class RotationPlan:
             user_option = f" --user-name {self.subject.user_name}" if self.subject.user_name else ""
             profile = self.profile_flag
             return f"aws iam delete-access-key{profile}{user_option} --access-key-id {key_id}"
-        return f"keyrot deactivate{self.profile_flag}{user} {key_id}"
+        # Without a profile, a self-rotation's finishing command may be signed with the old key
+        # itself (still in the environment variables), which deactivate refuses without --force.
+        force = " --force" if self.self_rotation and not self.profile_flag else ""
+        return f"keyrot deactivate{self.profile_flag}{user}{force} {key_id}"
 
 
 @dataclass(frozen=True)
