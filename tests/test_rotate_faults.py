@@ -13,7 +13,7 @@ import stat
 import threading
 
 import pytest
-from conftest import create_user_with_keys, run
+from conftest import create_user_with_keys, run, sign_as
 from rotate_support import (
     COMMENTS_INI,
     TWO_PROFILES_INI,
@@ -277,3 +277,16 @@ def test_key_changed_during_rotation_rolls_back(iam, bob, credentials, proxy):
     assert "was deleted again" in result.stderr
     assert credentials.read_text() == edited
     assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
+
+
+def test_env_key_retire_failure_command_forces(iam, bob, proxy, monkeypatch):
+    sign_as(monkeypatch, bob)
+    proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+
+    result = run("rotate", "--output", "json")
+
+    assert result.exit_code == 6
+    assert f"to finish: keyrot deactivate --user Bob --force {bob.access_key_id}" in result.stderr
+    new_key = json.loads(result.stdout)["NewAccessKey"]
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active",
+                                        new_key["AccessKeyId"]: "Active"}
