@@ -39,12 +39,16 @@ def local_endpoint() -> Iterator[str]:
 
 @contextmanager
 def isolated_environment(endpoint: str) -> Iterator[dict[str, str]]:
-    """Yield an environment with fake credentials, empty AWS files and the local endpoint."""
+    """Yield an environment with fake credentials, empty AWS files, the local endpoint and a
+    bytecode cache."""
     with tempfile.TemporaryDirectory(prefix="keyrot-bench-") as folder:
         (Path(folder) / "config").write_text("")
         (Path(folder) / "credentials").write_text("")
+        # An installed keyrot has bytecode that pip compiled at install time, so every run
+        # caches bytecode (in this folder) even where PYTHONDONTWRITEBYTECODE is set.
         environment = {name: value for name, value in os.environ.items()
-                       if not name.startswith("AWS_")}
+                       if not name.startswith("AWS_") and name != "PYTHONDONTWRITEBYTECODE"}
+        environment["PYTHONPYCACHEPREFIX"] = str(Path(folder) / "pycache")
         environment.update(
             AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY_ID,
             AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
