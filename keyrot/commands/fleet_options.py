@@ -328,6 +328,10 @@ def _check_exclusion(pattern: str) -> None:
 def _account_options(accounts_text: str | None, accounts_file: Path | None,
                      role_name: str | None, concurrency: int, report_timeout: float
                      ) -> AccountOptions:
+    if accounts_text is None and accounts_file is None and role_name is None:
+        # The common single-account run skips the module below, which loads boto3.
+        return AccountOptions((), None, concurrency, report_timeout)
+
     from keyrot.fleet.accounts import check_role_name, parse_account_ids, read_accounts_file
 
     account_ids: tuple[str, ...] = ()
