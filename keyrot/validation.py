@@ -16,6 +16,8 @@ ACCESS_KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9_]{16,128}")
 USER_NAME_PATTERN = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 # botocore's own check for a region name (botocore.utils.validate_region_name).
 REGION_PATTERN = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+# STS GetSessionToken's TokenCode: the six digits an MFA device shows.
+MFA_CODE_PATTERN = re.compile(r"[0-9]{6}")
 
 
 def check_access_key_id(value: str) -> str:
@@ -64,3 +66,11 @@ def check_endpoint_url(value: str) -> str:
         f"invalid endpoint URL {value!r}: give an http or https URL with a host, "
         "such as http://127.0.0.1:5000"
     )
+
+
+def check_mfa_code(value: str) -> str:
+    """Return value if it is a 6-digit MFA code, else raise InvalidInputError."""
+    if MFA_CODE_PATTERN.fullmatch(value):
+        return value
+
+    raise InvalidInputError(f"invalid MFA code {value!r}: a code is 6 digits")
