@@ -59,9 +59,17 @@ class SigningCredentials:
 class IamService:
     """IAM and STS calls for one set of credentials."""
 
-    def __init__(self, session: boto3.Session, settings: ConnectionSettings) -> None:
+    def __init__(
+        self,
+        session: boto3.Session,
+        settings: ConnectionSettings,
+        *,
+        long_term_credentials: SigningCredentials | None = None,
+    ) -> None:
         self._session = session
         self._settings = settings
+        # For an MFA session: the long-term key that STS granted the session's temporary key to.
+        self._long_term_credentials = long_term_credentials
         self._region = settings.region or session.region_name or FALLBACK_REGION
         self._iam: IAMClient = self._client("iam")
         self._sts: STSClient | None = None
@@ -105,7 +113,13 @@ class IamService:
         return IamService(session, self._settings)
 
     def signing_credentials(self) -> SigningCredentials:
-        """Return the key that signs requests and where botocore found it."""
+        """Return the key that signs requests and where botocore found it.
+
+        For an MFA session this is the long-term key behind the session's temporary (ASIA) key,
+        because deactivating or deleting that key is what locks the caller out.
+        """
+        if self._long_term_credentials is not None:
+            return self._long_term_credentials
         with translated("load AWS credentials"):
             credentials = self._session.get_credentials()
             frozen = credentials.get_frozen_credentials() if credentials else None

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from keyrot.commands.common import CommonOptions, common_options, configure_logging
+from keyrot.commands.common import CommonOptions, common_options
 from keyrot.commands.fleet_options import (
     OLDER_THAN_HELP,
     UNUSED_FOR_HELP,
@@ -59,7 +59,6 @@ def audit(
     from keyrot.fleet.audit import AuditRequest, FleetAudit, audit_account
     from keyrot.fleet.policy import KeyPolicy
     from keyrot.fleet.progress import progress_for
-    from keyrot.iam import connect
 
     request = AuditRequest(
         policy=KeyPolicy(older_than, unused_for),
@@ -68,8 +67,7 @@ def audit(
         workers=accounts.concurrency,
         report_timeout=accounts.report_timeout,
     )
-    configure_logging(verbose=options.verbose)
-    service = connect(options.connection())
+    service = options.connect()
 
     with progress_for(quiet=options.quiet, color=options.color) as progress:
         runs = accounts.run(

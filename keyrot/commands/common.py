@@ -16,6 +16,7 @@ from keyrot.errors import InvalidInputError
 from keyrot.validation import (
     check_access_key_id,
     check_endpoint_url,
+    check_mfa_code,
     check_region,
     check_user_name,
 )
@@ -44,6 +45,7 @@ class CommonOptions:
     quiet: bool
     dry_run: bool
     assume_yes: bool
+    mfa_code: str | None
 
     def connection(self) -> ConnectionSettings:
         from keyrot.iam import ConnectionSettings
@@ -56,12 +58,23 @@ class CommonOptions:
             log_api_calls=self.verbose,
         )
 
-    def connect(self) -> IamService:
-        """Set up logging and open the IAM service for these options."""
+    def connect(
+        self, settings: ConnectionSettings | None = None, *, with_mfa: bool = True
+    ) -> IamService:
+        """Set up logging and open the IAM service for these options (or for settings).
+
+        When the profile has an mfa_serial and long-term keys, the service signs with one MFA
+        session. The rotate workflow passes with_mfa=False because it opens its own session and
+        also needs the long-term key.
+        """
         from keyrot.iam import connect
+        from keyrot.mfa import signed_with_mfa
 
         configure_logging(verbose=self.verbose)
-        return connect(self.connection())
+        service = connect(settings or self.connection())
+        if not with_mfa:
+            return service
+        return signed_with_mfa(service, self.mfa_code, self.code_prompter(), self.writer().warn)
 
     def writer(self) -> Output:
         from keyrot.render import Output
@@ -73,6 +86,14 @@ class CommonOptions:
         if not sys.stdin.isatty():
             return None
         return functools.partial(click.confirm, default=False, err=True)
+
+    def code_prompter(self) -> Callable[[str], str] | None:
+        """Return a prompt for an MFA code on stderr that asks again for an invalid code, or None
+        when there is no terminal to ask on."""
+        if not sys.stdin.isatty():
+            return None
+        checked = functools.partial(_checked, check_mfa_code)
+        return lambda question: str(click.prompt(question, err=True, value_proc=checked))
 
 
 def configure_logging(*, verbose: bool) -> None:
@@ -115,6 +136,9 @@ def common_options(command: F) -> F:
     @click.option("--dry-run", is_flag=True, help="Show the plan and the tables; change nothing.")
     @click.option("-y", "--yes", "assume_yes", is_flag=True,
                   help="Answer yes to confirmation prompts (safety refusals still need --force).")
+    @click.option("--mfa-code", metavar="CODE", callback=_option_checker(check_mfa_code),
+                  help="One-time code (6 digits) from the MFA device named by the profile's "
+                  "mfa_serial [default: ask on the terminal when the profile has one].")
     @functools.wraps(command)
     def wrapper(
         *args: Any,
@@ -128,6 +152,7 @@ def common_options(command: F) -> F:
         quiet: bool,
         dry_run: bool,
         assume_yes: bool,
+        mfa_code: str | None,
         **kwargs: Any,
     ) -> Any:
         if verbose and quiet:
@@ -143,6 +168,7 @@ def common_options(command: F) -> F:
             quiet=quiet,
             dry_run=dry_run,
             assume_yes=assume_yes,
+            mfa_code=mfa_code,
         )
         return command(*args, options=options, **kwargs)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from keyrot.commands.common import CommonOptions, configure_logging
+from keyrot.commands.common import CommonOptions
 from keyrot.validation import check_user_name
 
 if TYPE_CHECKING:
@@ -189,12 +189,9 @@ def _plan(service: IamService, bulk: BulkOptions, request: BulkRequest, signing_
 def _bulk_service(options: CommonOptions) -> IamService:
     from dataclasses import replace
 
-    from keyrot.iam import connect
-
-    configure_logging(verbose=options.verbose)
     # Adaptive mode adds client-side rate limiting to the retries, which suits many requests
     # in parallel; a retry mode the user configured still wins.
-    return connect(replace(options.connection(), default_retry_mode="adaptive"))
+    return options.connect(replace(options.connection(), default_retry_mode="adaptive"))
 
 
 def _bulk_request(options: CommonOptions, action: BulkAction, bulk: BulkOptions, *,

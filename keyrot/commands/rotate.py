@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -49,9 +48,6 @@ DEFAULT_VERIFY_TIMEOUT = 60.0
 @click.option("--verify-timeout", type=click.FloatRange(min=0), default=DEFAULT_VERIFY_TIMEOUT,
               show_default=True, metavar="SECONDS",
               help="How long to keep trying the new key with STS before rolling back.")
-@click.option("--mfa-code", metavar="CODE",
-              help="The current code of the profile's MFA device (mfa_serial) "
-              "[default: ask on the terminal].")
 @common_options
 def rotate(
     options: CommonOptions,
@@ -65,7 +61,6 @@ def rotate(
     env_file: Path | None,
     show_secret: bool,
     verify_timeout: float,
-    mfa_code: str | None,
 ) -> None:
     """Replace an access key with a new one, verified before the old one is retired.
 
@@ -88,13 +83,14 @@ def rotate(
         raise click.UsageError("--delete and --keep-old cannot be used together; pick one")
     request = _request(options, user_name, key_id, delete_old, keep_old, delete_inactive_key,
                        _destination(save_profile, credentials_file, env_file), show_secret,
-                       verify_timeout, mfa_code)
+                       verify_timeout)
     local = check_local_state(request)
 
-    service = options.connect()
+    # The rotation opens its own MFA session: it needs the long-term key as well.
+    service = options.connect(with_mfa=False)
     output = options.writer()
     interaction = Interaction(reporter=output, confirm=_confirmer(options),
-                              ask_mfa_code=_code_prompt())
+                              ask_mfa_code=options.code_prompter())
     report = run_rotation(service, request, local, interaction)
 
     _show(output, options, report, show_secret)
@@ -112,7 +108,6 @@ def _request(
     destination: Destination | None,
     show_secret: bool,
     verify_timeout: float,
-    mfa_code: str | None,
 ) -> RotationRequest:
     from keyrot.rotation_plan import RotationRequest
 
@@ -132,7 +127,7 @@ def _request(
         assume_yes=options.assume_yes,
         dry_run=options.dry_run,
         verify_timeout=verify_timeout,
-        mfa_code=mfa_code,
+        mfa_code=options.mfa_code,
     )
 
 
@@ -169,12 +164,6 @@ def _confirmer(options: CommonOptions) -> Callable[[str], bool] | None:
     return options.confirmer()
 
 
-def _code_prompt() -> Callable[[str], str] | None:
-    if not sys.stdin.isatty():
-        return None
-    return lambda question: str(click.prompt(question, err=True, hide_input=False))
-
-
 def _show(
     output: Output, options: CommonOptions, report: RotationReport, show_secret: bool
 ) -> None:
@@ -184,7 +173,7 @@ def _show(
     labels = _row_labels(report)
     new_key = report.new_key
 
-    if report.dry_run:
+    if report.dry_run and report.recovery is None:
         spare = plan.spare_key
         first = f"delete the inactive key {spare.access_key_id}, then " if spare else ""
         output.note(f"dry run: would {first}create a new key for {plan.subject.label}, save it "
