@@ -37,11 +37,13 @@ class KeyrotGroup(click.Group):
         except KeyrotError as error:
             _fail(error.message, error.details, error.exit_code)
         except click.UsageError as error:
-            hint = f"; see '{error.ctx.command_path} --help'" if error.ctx is not None else ""
-            _fail(f"{error.format_message().rstrip('.')}{hint}", [], error.exit_code)
+            _fail(_usage_message(error), [], error.exit_code)
         except click.ClickException as error:
-            _fail(error.format_message(), [], error.exit_code)
+            _fail(_sentence_case(error.format_message()), [], error.exit_code)
         except (KeyboardInterrupt, click.Abort):
+            if sys.stderr.isatty():
+                # Ctrl-C at a prompt leaves the cursor after "[y/N]: ".
+                click.echo(err=True)
             _fail("interrupted", [], EXIT_INTERRUPTED)
         except BrokenPipeError:
             # The reader of stdout left, as with `keyrot list | head -1`, so print nothing more.
@@ -79,6 +81,23 @@ def keyrot(ctx: click.Context) -> None:
 def main() -> None:
     """Run keyrot as the console script does."""
     keyrot.main(prog_name="keyrot")
+
+
+def _usage_message(error: click.UsageError) -> str:
+    message = _sentence_case(error.format_message()).rstrip(".")
+    context = error.ctx
+    if isinstance(error, click.NoSuchOption) and context is not None and context.parent is None:
+        # Options such as --output belong to each command, not to the keyrot group.
+        option = error.option_name
+        return f"{message}; options go after the command name, as in: keyrot list {option} ..."
+    if context is not None:
+        return f"{message}; see '{context.command_path} --help'"
+    return message
+
+
+def _sentence_case(message: str) -> str:
+    # click starts its messages with a capital; keyrot's follow "error: " in lower case.
+    return message[:1].lower() + message[1:]
 
 
 def _fail(message: str, details: list[str], exit_code: int) -> NoReturn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ class IamService:
         # For an MFA session: the long-term key that STS granted the session's temporary key to.
         self._long_term_credentials = long_term_credentials
         self._region = settings.region or session.region_name or FALLBACK_REGION
+        _check_partition(session, self._region)
         self._iam: IAMClient = self._client("iam")
         self._sts: STSClient | None = None
         self._caller: Identity | None = None
@@ -232,9 +234,28 @@ class IamService:
 
 def connect(settings: ConnectionSettings) -> IamService:
     """Open a service for the profile, region and endpoint in settings."""
-    with translated(f"load the AWS profile {settings.profile!r}"):
+    profile = settings.profile or os.environ.get("AWS_PROFILE") or "default"
+    with translated(f"load the AWS profile {profile!r}"):
         session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
     return IamService(session, settings)
+
+
+def _check_partition(session: boto3.Session, region: str) -> None:
+    """Raise InvalidInputError unless region is one that an AWS partition knows or matches.
+
+    botocore accepts any well-formed name, and IAM's global endpoint then answers for a typo
+    such as us-east-1x, so the check uses botocore's own partition data instead.
+    """
+    loader = session._session.get_component("data_loader")
+    partitions = loader.load_data("partitions")["partitions"]
+    for partition in partitions:
+        if region in partition["regions"] or re.fullmatch(partition["regionRegex"], region):
+            return
+
+    raise InvalidInputError(
+        f"invalid region {region!r}: no AWS partition has a region of that name; use one such "
+        "as us-east-1 (aws), cn-north-1 (aws-cn) or us-gov-west-1 (aws-us-gov)"
+    )
 
 
 def _retry_settings(session: boto3.Session, default_mode: str) -> dict[str, Any]:

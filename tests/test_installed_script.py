@@ -51,7 +51,7 @@ def test_script_bad_input_has_no_traceback():
     assert result.returncode == 2
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("keyrot: error: Invalid value for '--user'")
+    assert result.stderr.startswith("keyrot: error: invalid value for '--user'")
 
 
 def test_python_dash_m_runs():

@@ -366,7 +366,17 @@ def test_unknown_command_exits_2():
     result = run("nope")
 
     assert result.exit_code == 2
-    assert result.stderr == "keyrot: error: No such command 'nope'; see 'keyrot --help'\n"
+    assert result.stderr == "keyrot: error: no such command 'nope'; see 'keyrot --help'\n"
+
+
+def test_option_before_command_hints_order():
+    result = run("--output", "json", "list")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "keyrot: error: no such option '--output'; options go after the command name, "
+        "as in: keyrot list --output ...\n"
+    )
 
 
 def test_service_endpoint_variable_wins(iam, monkeypatch, moto_server):
@@ -437,3 +447,21 @@ def test_other_users_key_without_user_hints(iam, monkeypatch):
     assert result.exit_code == 3
     assert f"access key {alice.access_key_id} not found for Bob" in result.stderr
     assert "pass --user NAME for another user's key" in result.stderr
+
+
+@pytest.mark.parametrize("region", ["mars-1", "us-east-1x"])
+def test_unknown_region_exits_2(proxy, region):
+    result = run("list", "--user", "Bob", "--region", region)
+
+    assert result.exit_code == 2
+    assert f"invalid region {region!r}: no AWS partition has a region of that name" in result.stderr
+    assert proxy.requests == []
+
+
+def test_missing_profile_from_variable_named(monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")
+
+    result = run("list")
+
+    assert result.exit_code == 3
+    assert "load the AWS profile 'nosuch' failed" in result.stderr
