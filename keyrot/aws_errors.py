@@ -120,7 +120,10 @@ def _from_botocore_error(action: str, error: boto_errors.BotoCoreError) -> Keyro
     if isinstance(error, INPUT_ERRORS):
         return InvalidInputError(summary)
     if isinstance(error, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):
-        return AwsRequestError(f"{summary}; the endpoint did not answer in time")
+        return AwsRequestError(
+            f"{summary}; the endpoint did not respond in time, even after retries: raise "
+            "--timeout (seconds per attempt) or AWS_MAX_ATTEMPTS, or check the endpoint"
+        )
     if isinstance(error, boto_errors.EndpointConnectionError | boto_errors.ConnectionClosedError):
         return AwsRequestError(f"{summary}; check --endpoint-url and the network")
     return AwsRequestError(summary)

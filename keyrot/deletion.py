@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keyrot.errors import KeyrotError, NotFoundError, PartialFailure, SafetyRefusal
+from keyrot.errors import KeyrotError, PartialFailure, SafetyRefusal
 from keyrot.iam import IamService
-from keyrot.keystatus import Subject, resolve_subject
+from keyrot.keystatus import Subject, check_keys_exist, resolve_subject
 from keyrot.models import AccessKey
 
 
@@ -52,7 +52,7 @@ def delete_keys(service: IamService, request: DeleteRequest) -> DeleteReport:
     """Delete the requested keys of one user; Active ones only with request.force."""
     subject = resolve_subject(service, request.user_name)
     before = service.with_last_use(service.list_keys(request.user_name))
-    _check_keys_exist(subject, before, request.key_ids)
+    check_keys_exist(subject, before, request.key_ids)
 
     targets = [key for key in before if key.access_key_id in request.key_ids]
     active = [key.access_key_id for key in targets if key.status == "Active"]
@@ -70,16 +70,6 @@ def delete_keys(service: IamService, request: DeleteRequest) -> DeleteReport:
     after = _state_after(service, request, before, ordered, signing_key_deleted)
     return DeleteReport(subject=subject, dry_run=request.dry_run, before=before, after=after,
                         deleted=ordered, signing_key_deleted=signing_key_deleted)
-
-
-def _check_keys_exist(subject: Subject, keys: list[AccessKey], key_ids: tuple[str, ...]) -> None:
-    known = {key.access_key_id for key in keys}
-    missing = [key_id for key_id in key_ids if key_id not in known]
-    if missing:
-        raise NotFoundError(
-            f"access key {', '.join(missing)} not found for {subject.label}; "
-            f"that user's keys are: {', '.join(sorted(known)) or 'none'}"
-        )
 
 
 def _active_refusal(subject: Subject, active: list[str]) -> SafetyRefusal:

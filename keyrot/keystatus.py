@@ -107,7 +107,7 @@ def change_status(
     """
     subject = resolve_subject(service, request.user_name)
     before = service.with_last_use(service.list_keys(request.user_name))
-    _check_keys_exist(subject, before, request.key_ids)
+    check_keys_exist(subject, before, request.key_ids)
 
     targets = [key for key in before if key.access_key_id in request.key_ids]
     to_change = [key.access_key_id for key in targets if key.status != request.status]
@@ -137,17 +137,19 @@ def change_status(
     )
 
 
-def _check_keys_exist(subject: Subject, keys: list[AccessKey], key_ids: tuple[str, ...]) -> None:
+def check_keys_exist(subject: Subject, keys: list[AccessKey], key_ids: tuple[str, ...]) -> None:
+    """Raise NotFoundError naming every key ID in key_ids that is not among keys."""
     known = {key.access_key_id for key in keys}
     missing = [key_id for key_id in key_ids if key_id not in known]
     if not missing:
         return
 
-    owned = ", ".join(sorted(known)) or "none"
+    owned = f"that user's keys are {', '.join(sorted(known))}" if known else (
+        "that user has no access keys"
+    )
     hint = " (pass --user NAME for another user's key)" if subject.user_name is None else ""
     raise NotFoundError(
-        f"access key {', '.join(missing)} not found for {subject.label}; "
-        f"that user's keys are: {owned}{hint}"
+        f"access key {', '.join(missing)} not found for {subject.label}; {owned}{hint}"
     )
 
 

@@ -71,8 +71,18 @@ class Output:
 
     def table(self, table: Table) -> None:
         """Print a table on stdout, unless --quiet; JSON and text results print regardless."""
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.stdout.is_terminal:
             self.stdout.print(table)
+            return
+
+        # rich pads every line to the table's width; a file or pipe gets the lines without it.
+        with self.stdout.capture() as captured:
+            self.stdout.print(table)
+        lines = captured.get().splitlines()
+        sys.stdout.write("".join(f"{line.rstrip()}\n" for line in lines))
+        sys.stdout.flush()
 
 
 def key_table(

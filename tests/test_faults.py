@@ -48,7 +48,7 @@ def test_read_timeout_exits_1(proxy, bob_key):
     result = run("list", "--user", "Bob", "--timeout", "0.5")
 
     assert result.exit_code == 1
-    assert "did not answer in time" in result.stderr
+    assert "did not respond in time, even after retries: raise --timeout" in result.stderr
 
 
 def test_expired_token_exits_4(proxy, bob_key):

@@ -465,3 +465,23 @@ def test_missing_profile_from_variable_named(monkeypatch):
 
     assert result.exit_code == 3
     assert "load the AWS profile 'nosuch' failed" in result.stderr
+
+
+def test_user_without_keys_says_so(iam):
+    iam.create_user(UserName="Alice")
+
+    result = run("deactivate", "--user", "Alice", "AKIAIOSFODNN7EXAMPLE")
+
+    assert result.exit_code == 3
+    assert "not found for Alice; that user has no access keys" in result.stderr
+
+
+def test_table_to_pipe_has_no_trailing_spaces(iam):
+    create_user_with_keys(iam, "Bob", 2)
+
+    result = run("list", "--user", "Bob")
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("Access key ID" in line for line in lines)
+    assert all(line == line.rstrip() for line in lines)
