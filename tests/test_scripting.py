@@ -395,7 +395,7 @@ def test_text_status_change_adds_changed_column(iam):
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [(row[1], row[2], row[-1]) for row in rows] == [
         (first.access_key_id, "Inactive", "changed"),
-        (second.access_key_id, "Active", "unchanged"),
+        (second.access_key_id, "Active", "-"),
     ]
     assert all(len(row) == len(TEXT_COLUMNS) + 1 for row in rows)
 

@@ -111,7 +111,7 @@ def test_text_output_is_tab_separated(iam):
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [row[1] for row in rows] == [first.access_key_id, second.access_key_id]
     assert [row[2] for row in rows] == ["Inactive", "Active"]
-    assert [row[-1] for row in rows] == ["changed", "unchanged"]
+    assert [row[-1] for row in rows] == ["changed", "-"]
     assert all(len(row) == 8 for row in rows)
 
 

@@ -117,10 +117,8 @@ def _show_report(options: CommonOptions, report: StatusReport) -> None:
     if options.output == "json":
         output.json_document(report.to_json())
     elif options.output == "text":
-        output.text_lines([
-            [*key_row(key), "changed" if key.access_key_id in changed else "unchanged"]
-            for key in report.after
-        ])
+        output.text_lines([[*key_row(key), _outcome(key.access_key_id, report)]
+                           for key in report.after])
     else:
         caption = f"* {verb} to {report.status}" + (" (dry run)" if report.dry_run else "")
         output.table(key_table(f"{report.subject.label}: before", report.before))
@@ -131,3 +129,10 @@ def _show_report(options: CommonOptions, report: StatusReport) -> None:
         output.note(f"{verb} {key_id} to {report.status}")
     for key_id in unchanged:
         output.note(f"{key_id} was already {report.status}; nothing sent")
+
+
+def _outcome(key_id: str, report: StatusReport) -> str:
+    """Return the text-output word for a key: changed, unchanged (named but already so) or -."""
+    if key_id in report.changed:
+        return "changed"
+    return "unchanged" if key_id in report.requested else "-"
