@@ -135,7 +135,8 @@ def common_options(command: F) -> F:
                   help="Print nothing but errors; --output json or text still prints its result.")
     @click.option("--dry-run", is_flag=True, help="Show the plan and the tables; change nothing.")
     @click.option("-y", "--yes", "assume_yes", is_flag=True,
-                  help="Answer yes to confirmation prompts (safety refusals still need --force).")
+                  help="Answer yes to confirmation prompts; it never overrides a refusal made "
+                  "for safety.")
     @click.option("--mfa-code", metavar="CODE", callback=_option_checker(check_mfa_code),
                   help="One-time code (6 digits) from the MFA device named by the profile's "
                   "mfa_serial [default: ask on the terminal when the profile has one].")
