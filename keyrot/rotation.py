@@ -46,6 +46,7 @@ from keyrot.rotation_plan import (
     RotationRequest,
     changed_keys,
     keys_after,
+    stale_key_warnings,
 )
 from keyrot.secret_destinations import Destination, ProfileDestination
 
@@ -92,15 +93,21 @@ def _plan_or_recover(
     interaction: Interaction,
     serial: str | None,
 ) -> RotationReport:
-    from keyrot.rotation_recovery import recover
+    from keyrot.rotation_recovery import preview_recovery, recover
 
     earlier = journal.load(local.scope)
-    if earlier is not None:
+    recovered_key_ids: frozenset[str] = frozenset()
+    if earlier is not None and request.dry_run:
+        preview = preview_recovery(iam, earlier, subject, request, local, interaction)
+        if preview.report is not None:
+            return preview.report
+        recovered_key_ids = preview.deleted_key_ids
+    elif earlier is not None:
         finished = recover(service, iam, earlier, subject, request, local, interaction)
         if finished is not None:
             return finished
 
-    plan = _plan(iam, subject, request, local, interaction)
+    plan = _plan(iam, subject, request, local, interaction, recovered_key_ids)
     _check_not_signing_key(service, plan)
     if request.dry_run:
         return _dry_run_report(plan)
@@ -150,13 +157,17 @@ def _plan(
     request: RotationRequest,
     local: LocalState,
     interaction: Interaction,
+    recovered_key_ids: frozenset[str] = frozenset(),
 ) -> RotationPlan:
-    before = iam.with_last_use(iam.list_keys(subject.user_name))
+    """Plan the rotation; recovered_key_ids are keys a dry run's recovery would delete first."""
+    listed = iam.list_keys(subject.user_name)
+    before = iam.with_last_use([key for key in listed
+                                if key.access_key_id not in recovered_key_ids])
     old_key = _key_to_replace(subject, before, request, local)
-    spare = _spare_to_delete(subject, before, old_key, request, interaction)
-
-    for warning in local.warnings:
+    for warning in stale_key_warnings(old_key.access_key_id, local.destination):
         interaction.reporter.warn(warning)
+
+    spare = _spare_to_delete(subject, before, old_key, request, interaction)
     return RotationPlan(
         subject=subject,
         self_rotation=request.user_name is None,
@@ -167,6 +178,7 @@ def _plan(
         retire=request.retire,
         before=before,
         profile_flag=local.profile_flag,
+        rerun_command=local.rerun_command,
     )
 
 
@@ -227,7 +239,7 @@ def _spare_to_delete(
         return None
 
     spare = others[0]
-    listing = [_key_line(key) for key in keys]
+    listing = key_listing(keys)
     limit = (
         f"{subject.label} already has two access keys, the most IAM allows, so no new key can "
         "be created"
@@ -242,28 +254,40 @@ def _spare_to_delete(
     if request.delete_inactive_key or request.assume_yes:
         return spare
 
-    question = f"{limit}. Delete the inactive key {spare.access_key_id} to make room?"
+    # The prompt shows the keys as the refusal's details do: indented, without a prefix.
+    rows = "".join(f"\n  {line}" for line in listing)
+    question = f"{limit}:{rows}\nDelete the inactive key {spare.access_key_id} to make room?"
     if interaction.confirm is None or request.dry_run:
         raise SafetyRefusal(
             f"{limit}. Nothing was changed; pass --delete-inactive-key to delete the inactive "
             f"key {spare.access_key_id} first",
             details=listing,
         )
-    for line in listing:
-        interaction.reporter.note(line)
     if not interaction.confirm(question):
         raise SafetyRefusal(f"{limit}. Nothing was changed")
     return spare
 
 
-def _key_line(key: AccessKey) -> str:
+def key_listing(keys: list[AccessKey]) -> list[str]:
+    """Return one line per key, its ID, status, creation and last use in aligned columns."""
+    cells = [[key.access_key_id, key.status, f"created {iso_utc(key.create_date)}",
+              _last_used(key)] for key in keys]
+    widths = [max(len(row[column]) for row in cells) for column in range(3)]
+    lines = []
+    for row in cells:
+        padded = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
+        lines.append("  ".join([*padded, row[3]]))
+    return lines
+
+
+def _last_used(key: AccessKey) -> str:
     use = key.last_use
     last_used = "never used"
     if use is not None and use.date is not None:
         last_used = f"last used {iso_utc(use.date)}"
     if use is not None and use.service:
         last_used += f" ({use.service})"
-    return f"{key.access_key_id}  {key.status}  created {iso_utc(key.create_date)}  {last_used}"
+    return last_used
 
 
 def _dry_run_report(plan: RotationPlan) -> RotationReport:
@@ -293,7 +317,7 @@ def _execute(
         )
     except KeyboardInterrupt:
         reporter.warn(
-            f"interrupted after creating {new_key.key.access_key_id}; run keyrot rotate again "
+            f"interrupted after creating {new_key.key.access_key_id}; run {plan.rerun_command} "
             "to finish or roll back this rotation from its journal "
             f"{journal.journal_path(plan.scope)}"
         )
@@ -480,7 +504,7 @@ def roll_back(
                 f"journal {journal.journal_path(plan.scope)}, and nowhere else)",
                 f"old key: {plan.old_key.access_key_id}, unchanged and still active",
                 f"to finish: aws iam delete-access-key{plan.profile_flag}{user_option} "
-                f"--access-key-id {key_id}, or run keyrot rotate again to roll back",
+                f"--access-key-id {key_id}, or run {plan.rerun_command} to roll back",
             ],
         ) from None
 
@@ -511,8 +535,8 @@ def retire_old_key(
             f"{error.message}",
             details=[
                 f"old key: {key_id}, still active",
-                f"to finish: {plan.finish_command()}, or run the same keyrot rotate again, "
-                f"which finds the journal {journal.journal_path(plan.scope)} and finishes it",
+                f"to finish: {plan.finish_command()}, or run {plan.rerun_command}, which finds "
+                f"the journal {journal.journal_path(plan.scope)} and finishes it",
             ],
         )
 

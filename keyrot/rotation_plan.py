@@ -7,16 +7,22 @@ chooses the new key's destination; nothing in this module sends a request to AWS
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from keyrot.errors import InvalidInputError, PartialFailure, SafetyRefusal
+from keyrot.errors import InvalidInputError, NotFoundError, PartialFailure, SafetyRefusal
 from keyrot.keystatus import Subject
 from keyrot.models import AccessKey, LastUse, NewAccessKey
-from keyrot.secret_destinations import Destination, OutputDestination, ProfileDestination
+from keyrot.secret_destinations import (
+    Destination,
+    EnvFileDestination,
+    OutputDestination,
+    ProfileDestination,
+)
 
 RetireAction = Literal["deactivate", "delete", "keep"]
 RETIRE_RESULTS: dict[str, str] = {
@@ -73,7 +79,7 @@ class LocalState:
     scope: str
     own_key_id: str | None
     profile_flag: str
-    warnings: list[str] = field(default_factory=list)
+    rerun_command: str  # the rotate command that finds this rotation's journal again
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class RotationPlan:
     retire: RetireAction
     before: list[AccessKey]
     profile_flag: str
+    rerun_command: str
 
     def finish_command(self) -> str:
         """Return the command that retires the old key by hand."""
@@ -168,10 +175,13 @@ def check_local_state(request: RotationRequest) -> LocalState:
     key from environment variables, in an explicit destination.
     """
     if request.user_name is not None:
-        return _state_for_user(request)
-    if request.profile_option is None and os.environ.get("AWS_ACCESS_KEY_ID"):
-        return _state_for_environment(request)
-    return _state_for_profile(request)
+        state = _state_for_user(request)
+    elif request.profile_option is None and os.environ.get("AWS_ACCESS_KEY_ID"):
+        state = _state_for_environment(request)
+    else:
+        return _state_for_profile(request)
+    state.destination.check()
+    return state
 
 
 def _state_for_user(request: RotationRequest) -> LocalState:
@@ -184,8 +194,11 @@ def _state_for_user(request: RotationRequest) -> LocalState:
             )
         destination = OutputDestination()
     assert request.user_name is not None
+    signer = f" --profile {shlex.quote(request.profile_option)}" if request.profile_option else ""
+    rerun = (f"keyrot rotate{signer} --user {request.user_name}"
+             f"{_destination_options(destination)}")
     return LocalState(destination=destination, scope=f"user:{request.user_name}",
-                      own_key_id=None, profile_flag="")
+                      own_key_id=None, profile_flag="", rerun_command=rerun)
 
 
 def _state_for_environment(request: RotationRequest) -> LocalState:
@@ -196,19 +209,45 @@ def _state_for_environment(request: RotationRequest) -> LocalState:
             "temporary STS credential, which cannot be rotated; nothing was changed"
         )
     if request.destination is None and not request.secret_output:
-        raise SafetyRefusal(
-            f"the key {key_id} comes from the environment variables AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY, so keyrot has nowhere to store a new one; nothing was "
-            "changed. Pass --profile NAME to rotate a profile's key, or give a destination: "
-            "--output json, --show-secret, --env-file PATH or --save-profile NAME"
-        )
+        raise SafetyRefusal(_environment_key_message(key_id))
     destination = request.destination or OutputDestination()
     return LocalState(destination=destination, scope=f"key:{key_id}", own_key_id=key_id,
-                      profile_flag="")
+                      profile_flag="",
+                      rerun_command=f"keyrot rotate{_destination_options(destination)}")
+
+
+def _environment_key_message(key_id: str) -> str:
+    destinations = "--output json, --show-secret, --env-file PATH or --save-profile NAME"
+    profile = os.environ.get("AWS_PROFILE")
+    if profile:
+        # botocore reads the variables before AWS_PROFILE, as the AWS CLI does.
+        return (
+            f"the key {key_id} comes from the environment variables AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY, which take precedence over AWS_PROFILE={profile}, so "
+            "keyrot has nowhere to store a new one; nothing was changed. To rotate the "
+            f"profile's key, pass --profile {shlex.quote(profile)} or unset AWS_ACCESS_KEY_ID "
+            f"and AWS_SECRET_ACCESS_KEY; to rotate the variables' key, give a destination: "
+            f"{destinations}"
+        )
+    return (
+        f"the key {key_id} comes from the environment variables AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY, so keyrot has nowhere to store a new one; nothing was "
+        f"changed. Pass --profile NAME to rotate a profile's key, or give a destination: "
+        f"{destinations}"
+    )
+
+
+def _destination_options(destination: Destination) -> str:
+    if isinstance(destination, ProfileDestination):
+        return (f" --save-profile {shlex.quote(destination.section)} --credentials-file "
+                f"{shlex.quote(str(destination.path))}")
+    if isinstance(destination, EnvFileDestination):
+        return f" --env-file {shlex.quote(str(destination.path))}"
+    return " --output json"
 
 
 def _state_for_profile(request: RotationRequest) -> LocalState:
-    from keyrot.credentials import find_profile_key, sections_with_key
+    from keyrot.credentials import find_profile_key
 
     if request.destination is not None:
         raise InvalidInputError(
@@ -216,7 +255,12 @@ def _state_for_profile(request: RotationRequest) -> LocalState:
             "key goes; a profile's own key is always saved back into that profile"
         )
     profile = request.profile
-    found = find_profile_key(profile)
+    try:
+        found = find_profile_key(profile)
+    except NotFoundError:
+        _check_long_term(profile, None)
+        raise
+    _check_long_term(profile, found.path)
     if found.has_session_token:
         raise SafetyRefusal(
             f"profile {profile} in {found.path} contains temporary STS credentials (it has a "
@@ -224,20 +268,60 @@ def _state_for_profile(request: RotationRequest) -> LocalState:
             "instead. Nothing was changed"
         )
 
-    warnings = [
-        f"access key {found.access_key_id} also appears in [{name}] of {found.path}; that "
-        "section is left unchanged and stops working once the old key is retired"
-        for name in sections_with_key(found.path, found.access_key_id)
-        if name != found.section
-    ]
+    profile_flag = f" --profile {shlex.quote(profile)}"
     return LocalState(
         destination=ProfileDestination(found.path, found.section,
                                        expected_access_key_id=found.access_key_id),
         scope=f"profile:{found.path.resolve()}:{found.section}",
         own_key_id=found.access_key_id,
-        profile_flag=f" --profile {profile}",
-        warnings=warnings,
+        profile_flag=profile_flag,
+        rerun_command=f"keyrot rotate{profile_flag}",
     )
+
+
+def _check_long_term(profile: str, key_file: Path | None) -> None:
+    """Refuse a profile whose requests botocore signs with temporary credentials."""
+    from keyrot.credentials import credentials_file_path
+    from keyrot.profile_source import profile_settings, refuse_temporary, temporary_source
+
+    source = temporary_source(profile_settings(profile), key_file, credentials_file_path())
+    if source is not None:
+        raise refuse_temporary(profile, source, has_static_key=key_file is not None)
+
+
+def stale_key_warnings(old_key_id: str, destination: Destination) -> list[str]:
+    """Warn about each section that contains old_key_id and that the rotation leaves unchanged.
+
+    The files searched are the destination's and the AWS credentials and config files that
+    botocore reads; the destination's own section is rewritten, so it is not listed.
+    """
+    from keyrot.credentials import config_file_path, credentials_file_path, sections_with_key
+
+    written: tuple[Path, str] | None = None
+    paths = [credentials_file_path(), config_file_path()]
+    if isinstance(destination, ProfileDestination):
+        written = (Path(os.path.realpath(destination.path)), destination.section)
+        paths.insert(0, destination.path)
+
+    warnings: list[str] = []
+    seen: set[Path] = set()
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            sections = sections_with_key(path, old_key_id)
+        except InvalidInputError as error:
+            warnings.append(f"could not check {path} for the old key {old_key_id}: "
+                            f"{error.message}")
+            continue
+        warnings += [
+            f"access key {old_key_id} also appears in [{name}] of {path}; that section is left "
+            "unchanged and stops working once the old key is retired"
+            for name in sections if (real, name) != written
+        ]
+    return warnings
 
 
 def keys_after(

@@ -2,11 +2,13 @@
 
 The journal records how far the earlier run got. If the destination already contains the new key,
 the job is finished: the old key is retired as planned. If the destination still contains the old
-key, the new key is deleted again and the run goes on with a fresh rotation.
+key, the new key is deleted again and the run goes on with a fresh rotation. A dry run reports
+which of the two a real run would do, changing nothing, and plans as if it had been done.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from keyrot import journal
@@ -16,6 +18,7 @@ from keyrot.keystatus import Subject
 from keyrot.models import AccessKey, NewAccessKey, iso_utc
 from keyrot.rotation import retire_old_key, verify_new_key
 from keyrot.rotation_plan import (
+    RETIRE_RESULTS,
     Interaction,
     LocalState,
     RotationPlan,
@@ -25,6 +28,18 @@ from keyrot.rotation_plan import (
     keys_after,
 )
 from keyrot.secret_destinations import Destination, OutputDestination, destination_from_record
+
+
+@dataclass(frozen=True)
+class RecoveryPreview:
+    """What a real run would do with an interrupted rotation, found by a dry run.
+
+    When the real run would finish the earlier rotation and stop, report is the dry run's report.
+    Otherwise, deleted_key_ids names the keys the real run would delete before a fresh rotation.
+    """
+
+    report: RotationReport | None
+    deleted_key_ids: frozenset[str] = frozenset()
 
 
 def recover(
@@ -43,11 +58,6 @@ def recover(
     """
     reporter = interaction.reporter
     path = journal.journal_path(entry.scope)
-    if request.dry_run:
-        reporter.note(f"the journal {path} records an interrupted rotation; a run without "
-                      "--dry-run finishes or rolls it back first")
-        return None
-
     keys = iam.list_keys(entry.user_name)
     if entry.stage == "creating":
         _recover_before_create(entry, subject, keys, interaction)
@@ -75,10 +85,79 @@ def recover(
     return None
 
 
+def preview_recovery(
+    iam: IamService,
+    entry: journal.Journal,
+    subject: Subject,
+    request: RotationRequest,
+    local: LocalState,
+    interaction: Interaction,
+) -> RecoveryPreview:
+    """Report what recover would do with entry, changing nothing; refuse where it would refuse."""
+    path = journal.journal_path(entry.scope)
+    found = f"dry run: the journal {path} records an interrupted rotation of {subject.label}"
+    keys = iam.list_keys(entry.user_name)
+    if entry.stage == "creating":
+        unknown = _unknown_keys(entry, keys)
+        if unknown:
+            raise _unknown_key_refusal(entry, subject, unknown)
+        interaction.reporter.note(f"{found} that stopped before IAM created a key; a real run "
+                                  "removes the journal, with nothing to undo")
+        return RecoveryPreview(report=None)
+
+    destination = destination_from_record(entry.destination)
+    new_key = _journal_key(entry, keys)
+    key_id = new_key.key.access_key_id
+    if key_id not in {key.access_key_id for key in keys}:
+        if destination.contains(key_id):
+            raise _missing_key_refusal(entry, destination, key_id)
+        interaction.reporter.note(f"{found}; its new key {key_id} is no longer listed by IAM, "
+                                  "so a real run removes the journal, with nothing to undo")
+        return RecoveryPreview(report=None)
+
+    plan = _recovery_plan(entry, subject, keys, destination, local)
+    contains = destination.contains(key_id)
+    if contains or (contains is None and request.secret_output):
+        where = (f"{destination.describe()} contains the new key {key_id}" if contains
+                 else f"this run's output would carry the new key {key_id} once it verifies")
+        interaction.reporter.note(f"{found}; a real run finishes it and creates no other key: "
+                                  f"{where}")
+        return RecoveryPreview(report=_preview_finish(plan, new_key, keys, interaction))
+
+    _check_still_old(destination, entry, path)
+    interaction.reporter.note(
+        f"{found}; a real run rolls it back first by deleting the new key {key_id}, because "
+        f"{destination.describe()} still contains the old key {entry.old_access_key_id}, and "
+        "then rotates as planned below"
+    )
+    return RecoveryPreview(report=None, deleted_key_ids=frozenset({key_id}))
+
+
+def _preview_finish(
+    plan: RotationPlan, new_key: NewAccessKey, keys: list[AccessKey], interaction: Interaction
+) -> RotationReport:
+    old_id = plan.old_key.access_key_id
+    retired = any(key.access_key_id == old_id for key in keys)
+    if retired:
+        interaction.reporter.note(f"dry run: the old key {old_id} would be "
+                                  f"{RETIRE_RESULTS[plan.retire]}; nothing was changed")
+    else:
+        interaction.reporter.note(f"dry run: the old key {old_id} is already gone; nothing "
+                                  "was changed")
+    return RotationReport(
+        plan=plan,
+        dry_run=True,
+        new_key=None,
+        after=keys_after(plan, new_key, retired=retired),
+        changed=changed_keys(plan, None, retired=retired),
+        recovery="would finish",
+    )
+
+
 def _recover_before_create(
     entry: journal.Journal, subject: Subject, keys: list[AccessKey], interaction: Interaction
 ) -> None:
-    unknown = [key for key in keys if key.access_key_id not in entry.existing_key_ids]
+    unknown = _unknown_keys(entry, keys)
     journal.remove(entry.scope)
     if not unknown:
         interaction.reporter.note(
@@ -86,9 +165,18 @@ def _recover_before_create(
             "nothing to undo"
         )
         return
+    raise _unknown_key_refusal(entry, subject, unknown)
 
+
+def _unknown_keys(entry: journal.Journal, keys: list[AccessKey]) -> list[AccessKey]:
+    return [key for key in keys if key.access_key_id not in entry.existing_key_ids]
+
+
+def _unknown_key_refusal(
+    entry: journal.Journal, subject: Subject, unknown: list[AccessKey]
+) -> SafetyRefusal:
     user_option = f" --user-name {subject.user_name}" if subject.user_name else ""
-    raise SafetyRefusal(
+    return SafetyRefusal(
         f"an earlier rotation of {subject.label} was interrupted while IAM created a key, so "
         "that key's secret was never stored; nothing was changed now",
         details=[
@@ -139,6 +227,7 @@ def _recovery_plan(
         retire=entry.retire,  # type: ignore[arg-type]
         before=before,
         profile_flag=local.profile_flag,
+        rerun_command=local.rerun_command,
     )
 
 
@@ -198,16 +287,22 @@ def _forget_missing_key(
 ) -> None:
     key_id = new_key.key.access_key_id
     if destination.contains(key_id):
-        raise SafetyRefusal(
-            f"{destination.describe()} contains the key {key_id} from an interrupted rotation, but "
-            f"IAM no longer lists that key; the old key {entry.old_access_key_id} was not "
-            f"retired. Put a working key into {destination.describe()}, then remove "
-            f"{journal.journal_path(entry.scope)}"
-        )
+        raise _missing_key_refusal(entry, destination, key_id)
     journal.remove(entry.scope)
     interaction.reporter.note(
         f"an interrupted rotation had created {key_id}, which IAM no longer lists; nothing to "
         "undo"
+    )
+
+
+def _missing_key_refusal(
+    entry: journal.Journal, destination: Destination, key_id: str
+) -> SafetyRefusal:
+    return SafetyRefusal(
+        f"{destination.describe()} contains the key {key_id} from an interrupted rotation, but "
+        f"IAM no longer lists that key; the old key {entry.old_access_key_id} was not "
+        f"retired. Put a working key into {destination.describe()}, then remove "
+        f"{journal.journal_path(entry.scope)}"
     )
 
 

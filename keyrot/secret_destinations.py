@@ -1,13 +1,17 @@
 """Where a rotation puts the new key's secret: a profile, an env file, or the command's output.
 
-Every destination is chosen before any key is created. A destination can also report whether it
+Every destination is chosen and checked before any request is sent. A file is created only in a
+folder that exists: keyrot never creates folders for a secret, so a mistyped path fails early
+instead of sending the secret somewhere unexpected. A destination can also report whether it
 already contains a given key ID. The recovery of an interrupted rotation uses that to decide
 between finishing the job and rolling it back.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +45,10 @@ class Destination(Protocol):
         """Return the destination as strings, for the journal and the JSON document."""
         ...
 
+    def check(self) -> None:
+        """Raise InvalidInputError if the destination cannot take a file; no request is sent."""
+        ...
+
     def contains(self, access_key_id: str) -> bool | None:
         """Return whether the destination contains access_key_id now, or None if it cannot tell."""
         ...
@@ -69,6 +77,9 @@ class ProfileDestination:
     def to_record(self) -> dict[str, str]:
         return {"Type": "profile", "Path": str(self.path), "Section": self.section}
 
+    def check(self) -> None:
+        check_folder_exists(self.path, "--credentials-file or AWS_SHARED_CREDENTIALS_FILE")
+
     def contains(self, access_key_id: str) -> bool:
         from keyrot.credentials import sections_with_key
 
@@ -79,6 +90,8 @@ class ProfileDestination:
     def save(self, new_key: NewAccessKey) -> SaveResult:
         from keyrot.credentials import write_profile_key
 
+        # write_profile_key would create a missing folder; a secret never goes into a new one.
+        self.check()
         result = write_profile_key(
             self.path,
             self.section,
@@ -106,6 +119,9 @@ class EnvFileDestination:
     def to_record(self) -> dict[str, str]:
         return {"Type": "env-file", "Path": str(self.path)}
 
+    def check(self) -> None:
+        check_folder_exists(self.path, "--env-file")
+
     def contains(self, access_key_id: str) -> bool:
         return _env_value(self._read_lines(), ENV_ID_NAME) == access_key_id
 
@@ -116,8 +132,8 @@ class EnvFileDestination:
         }
         content = "".join(_env_lines_with(self._read_lines(), values)).encode("utf-8")
 
+        self.check()
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             replace_file(self.path, content, 0o600)
         except OSError as error:
             raise SafetyRefusal(
@@ -151,11 +167,26 @@ class OutputDestination:
     def to_record(self) -> dict[str, str]:
         return {"Type": "output"}
 
+    def check(self) -> None:
+        return None
+
     def contains(self, access_key_id: str) -> None:
         return None
 
     def save(self, new_key: NewAccessKey) -> SaveResult:
         return SaveResult(path=None)
+
+
+def check_folder_exists(path: Path, option: str) -> None:
+    """Raise InvalidInputError unless the folder that would hold the file at path exists."""
+    folder = Path(os.path.realpath(path)).parent
+    if folder.is_dir():
+        return
+    raise InvalidInputError(
+        f"the folder {folder} for {path} does not exist; create it first (mkdir -p -m 700 "
+        f"{shlex.quote(str(folder))}) or fix the path given to {option}. keyrot does not "
+        "create folders for secrets; nothing was changed"
+    )
 
 
 def destination_from_record(record: dict[str, str]) -> Destination:

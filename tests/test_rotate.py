@@ -207,6 +207,7 @@ def test_f05_mode_kept(iam, bob, credentials, mode):
 
 def test_f05_created_file_is_private(iam, bob, tmp_path):
     target = tmp_path / "new" / "credentials"
+    target.parent.mkdir()
 
     result = run("rotate", "--user", "Bob", "--save-profile", "bob",
                  "--credentials-file", str(target))
@@ -248,8 +249,11 @@ def test_f08_two_keys_exits_5_listing_both(iam, bob, credentials, proxy):
 
     assert result.exit_code == 5
     assert "--delete-inactive-key" in result.stderr
-    assert f"{bob.access_key_id}  Active  created 20" in result.stderr
-    assert f"{spare}  Inactive  created 20" in result.stderr
+    listing = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert [line.split()[:2] for line in listing] == [
+        [bob.access_key_id, "Active"], [spare, "Inactive"]
+    ]
+    assert len({line.index("created 20") for line in listing}) == 1
     assert "last used" in result.stderr
     assert "never used" in result.stderr
     assert "CreateAccessKey" not in proxy.actions()

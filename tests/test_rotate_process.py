@@ -75,6 +75,9 @@ def test_spare_key_prompt_on_terminal(iam, bob, answer, exit_code):
 
     assert returncode == exit_code, stderr
     assert f"Delete the inactive key {spare} to make room?" in stderr
+    assert f"\n  {bob.access_key_id}  Active    created 20" in stderr
+    assert f"\n  {spare}  Inactive  created 20" in stderr
+    assert f"keyrot: {spare}" not in stderr
     assert (spare in key_statuses(iam, "Bob")) is (exit_code != 0)
 
 
@@ -109,6 +112,7 @@ def test_ctrl_c_during_verify_keeps_journal(iam, bob, aws_environment, proxy, st
 
     assert child.returncode == 130
     assert "interrupted after creating" in stderr
+    assert "; run keyrot rotate --profile work to finish or roll back this rotation" in stderr
     assert "Traceback" not in stderr
     assert len(journal_files(state_dir)) == 1
 
