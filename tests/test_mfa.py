@@ -87,6 +87,18 @@ def test_deactivate_signs_with_session(iam, bob, session_proxy):
     assert "UpdateAccessKey" in session_proxy.actions()
 
 
+def test_activate_signs_with_session(iam, bob, session_proxy):
+    iam.update_access_key(UserName="Bob", AccessKeyId=bob[1].access_key_id, Status="Inactive")
+
+    result = run("activate", "--profile", "work", "--user", "Bob", "--mfa-code", CODE,
+                 bob[1].access_key_id)
+
+    assert result.exit_code == 0, result.stderr
+    assert set(key_statuses(iam).values()) == {"Active"}
+    assert_signed_with_session(session_proxy, bob[0].access_key_id)
+    assert "UpdateAccessKey" in session_proxy.actions()
+
+
 def test_deactivate_refuses_long_term_key(iam, bob, session_proxy):
     result = run("deactivate", "--profile", "work", "--user", "Bob", "--mfa-code", CODE,
                  bob[0].access_key_id)
@@ -186,6 +198,17 @@ def test_malformed_code_exits_2(bob, proxy, command, code):
     assert result.exit_code == 2
     assert f"invalid MFA code '{code}': a code is 6 digits" in result.stderr
     assert proxy.requests == []
+
+
+def test_rejected_code_exits_4(bob, proxy):
+    proxy.fail("GetSessionToken", 403, "AccessDenied",
+               "MultiFactorAuthentication failed with invalid MFA one time pass code.")
+
+    result = run("list", "--profile", "work", "--user", "Bob", "--mfa-code", CODE)
+
+    assert result.exit_code == 4
+    assert f"get an MFA session for {SERIAL} with STS GetSessionToken failed" in result.stderr
+    assert proxy.actions() == ["GetSessionToken"]
 
 
 def test_code_without_mfa_serial_is_ignored(iam, bob, aws_environment, proxy):
