@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[demo]'
+.venv/bin/python -m pip install --quiet '.[demo]'
 
 .venv/bin/python scripts/demo.py
