@@ -19,6 +19,8 @@ from fleet_support import OTHER_ACCOUNT, ROLE_NAME, account_iam
 
 SERIAL = "arn:aws:iam::123456789012:mfa/Bob"
 MOTO_SESSION_KEY_ID = b"AKIAIOSFODNN7EXAMPLE"
+MOTO_SESSION_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+MOTO_SESSION_TOKEN_START = "AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT"
 SESSION_KEY_ID = "ASIAMFASESSIONTEST00"
 CODE = "123456"
 WAIT_SECONDS = 60
@@ -75,6 +77,16 @@ def test_list_signs_with_session(bob, session_proxy):
     assert sorted(listed) == sorted(key.access_key_id for key in bob)
     assert_signed_with_session(session_proxy, bob[0].access_key_id)
     assert "ListAccessKeys" in session_proxy.actions()
+
+
+def test_verbose_logs_no_session_secret(bob, session_proxy):
+    result = run("list", "--profile", "work", "--user", "Bob", "--mfa-code", CODE, "--verbose")
+
+    assert result.exit_code == 0, result.stderr
+    assert "STS GetSessionToken: HTTP 200" in result.stderr
+    assert MOTO_SESSION_SECRET not in result.stderr
+    assert MOTO_SESSION_SECRET not in result.stdout
+    assert MOTO_SESSION_TOKEN_START not in result.stderr
 
 
 def test_deactivate_signs_with_session(iam, bob, session_proxy):
