@@ -231,18 +231,19 @@ def _confirm(options: CommonOptions, run: BulkRun) -> None:
 
     count = len(run.with_result("planned"))
     accounts = len({key.account for key in run.keys})
-    question = (f"{run.request.action.capitalize()} {count} access keys in {accounts} "
-                f"account{'s' if accounts != 1 else ''}?")
+    scope = f"{count} access keys in {accounts} account{'s' if accounts != 1 else ''}"
     if options.assume_yes:
         return
     confirm = options.confirmer()
     if confirm is None:
         raise SafetyRefusal(
-            f"{question[:-1]} needs confirmation and there is no terminal to ask on; nothing was "
-            "changed. Pass --yes to go ahead, or --dry-run to only show the plan"
+            f"confirmation needed to {run.request.action} {scope}, and there is no terminal to "
+            "ask on; nothing was changed. Pass --yes to go ahead, or --dry-run to only show "
+            "the plan"
         )
-    if not confirm(question):
-        raise SafetyRefusal("nothing was changed")
+    if not confirm(f"{run.request.action.capitalize()} {scope}?"):
+        # The actions are deactivate and delete, so adding "d" gives the past tense.
+        raise SafetyRefusal(f"declined at the prompt, so no key was {run.request.action}d")
 
 
 def _show_outcome(output: Output, options: CommonOptions, run: BulkRun, *, show_account: bool

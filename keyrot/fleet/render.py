@@ -49,7 +49,7 @@ def audit_table(title: str, keys: Sequence[AuditedKey], *, show_account: bool) -
 
 def summary_tables(summary: AuditSummary) -> list[Table]:
     counts = _table("Summary")
-    counts.add_column("Keys by state")
+    counts.add_column("Users and keys")
     counts.add_column("Count", justify="right")
     counts.add_row("users", str(summary.users))
     counts.add_row("users without access keys", str(summary.users_without_keys))
