@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from botocore import exceptions as boto_errors
 
@@ -116,7 +117,8 @@ def _from_botocore_error(action: str, error: boto_errors.BotoCoreError) -> Keyro
     if isinstance(error, boto_errors.SSOError):
         return CredentialsError(f"{summary}; run `aws sso login` and try again")
     if isinstance(error, boto_errors.ConfigParseError):
-        return InvalidInputError(f"{summary}; fix the file's syntax and try again")
+        problem = _config_problem(str(error.kwargs.get("path", "")))
+        return InvalidInputError(f"{summary}{problem}; fix the file's syntax and try again")
     if isinstance(error, INPUT_ERRORS):
         return InvalidInputError(summary)
     if isinstance(error, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):
@@ -127,3 +129,16 @@ def _from_botocore_error(action: str, error: boto_errors.BotoCoreError) -> Keyro
     if isinstance(error, boto_errors.EndpointConnectionError | boto_errors.ConnectionClosedError):
         return AwsRequestError(f"{summary}; check --endpoint-url and the network")
     return AwsRequestError(summary)
+
+
+def _config_problem(path: str) -> str:
+    """Return where and why keyrot's own parser rejects the file botocore could not parse."""
+    from keyrot.ini_edit import IniFormatError, parse_ini
+
+    try:
+        parse_ini(Path(path).expanduser().read_bytes())
+    except IniFormatError as problem:
+        return f" (line {problem.line_number}: {problem.reason})" if problem.line_number else ""
+    except OSError:
+        return ""
+    return ""

@@ -485,3 +485,17 @@ def test_table_to_pipe_has_no_trailing_spaces(iam):
     lines = result.stdout.splitlines()
     assert any("Access key ID" in line for line in lines)
     assert all(line == line.rstrip() for line in lines)
+
+
+def test_unparsable_profile_file_names_line(aws_environment, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    (aws_environment / "credentials").write_text(
+        "[work]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = x\n"
+        "[work]\nregion = us-east-1\n"
+    )
+
+    result = run("list", "--profile", "work")
+
+    assert result.exit_code == 2
+    assert "line 4: section [work] appears twice (first on line 1)" in result.stderr
