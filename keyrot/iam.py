@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,9 @@ class ConnectionSettings:
     log_api_calls: bool = False
     # The retry mode used unless the user configured one; bulk runs pass "adaptive".
     default_retry_mode: str = "standard"
+    # Supplies the MFA code when a role profile (role_arn with mfa_serial) is assumed; without it
+    # botocore would ask with getpass, even with no terminal.
+    role_mfa_code: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,16 @@ def connect(settings: ConnectionSettings) -> IamService:
     """Open a service for the profile, region and endpoint in settings."""
     profile = settings.profile or os.environ.get("AWS_PROFILE") or "default"
     with translated(f"load the AWS profile {profile!r}"):
-        session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
+        # botocore reads AWS_DEFAULT_REGION but not AWS_REGION, which the AWS CLI v2 and the
+        # other SDKs read first, so keyrot passes it on itself.
+        region = settings.region or os.environ.get("AWS_REGION") or None
+        session = boto3.Session(profile_name=settings.profile, region_name=region)
+    if session.region_name is None:
+        # botocore's own STS client for a role profile needs a region as keyrot's clients do.
+        session._session.set_config_variable("region", FALLBACK_REGION)
+    if settings.role_mfa_code is not None:
+        resolver = session._session.get_component("credential_provider")
+        resolver.get_provider("assume-role")._prompter = settings.role_mfa_code
     return IamService(session, settings)
 
 

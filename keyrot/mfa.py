@@ -59,8 +59,8 @@ def signed_with_mfa(
             warn("--mfa-code is ignored because the profile has no mfa_serial")
         return service
 
-    # NOTE: a role profile (role_arn with mfa_serial) loads its credentials here, and botocore's
-    # assume-role provider asks for that code with getpass itself; --mfa-code does not reach it.
+    # A role profile (role_arn with mfa_serial) already used its code when botocore assumed the
+    # role (keyrot.iam.connect routes --mfa-code there), and its credentials are temporary.
     signing = service.signing_credentials()
     if signing.is_temporary:
         if code is not None:

@@ -290,3 +290,39 @@ def test_code_asked_on_terminal(bob, session_proxy):
     assert f"MFA code for {SERIAL}" in stderr
     assert "invalid MFA code '12ab': a code is 6 digits" in stderr
     assert_signed_with_session(session_proxy, bob[0].access_key_id)
+
+
+@pytest.fixture
+def role_profile(iam, aws_environment):
+    """Profile `admin` assumes a role with MFA from profile `base`, which holds Bob's key."""
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+    (aws_environment / "credentials").write_text(
+        f"[base]\naws_access_key_id = {key.access_key_id}\n"
+        f"aws_secret_access_key = {key.secret_access_key}\n"
+    )
+    (aws_environment / "config").write_text(
+        "[default]\nregion = us-east-1\n\n[profile admin]\n"
+        "role_arn = arn:aws:iam::123456789012:role/admin\nsource_profile = base\n"
+        f"mfa_serial = {SERIAL}\n"
+    )
+    return key
+
+
+def test_role_profile_takes_mfa_code(role_profile, proxy):
+    result = run("list", "--profile", "admin", "--user", "Bob", "--mfa-code", CODE)
+
+    assert result.exit_code == 0, result.stderr
+    assumed = [request for request in proxy.requests if request.action == "AssumeRole"]
+    assert len(assumed) == 1
+    assert assumed[0].params["TokenCode"] == CODE
+    assert assumed[0].params["SerialNumber"] == SERIAL
+    assert "GetSessionToken" not in proxy.actions()
+
+
+def test_role_profile_without_code_or_terminal_exits_4(role_profile, proxy):
+    result = run("list", "--profile", "admin", "--user", "Bob")
+
+    assert result.exit_code == 4
+    assert "assumes a role that requires MFA" in result.stderr
+    assert "pass --mfa-code CODE" in result.stderr
+    assert proxy.requests == []

@@ -499,3 +499,12 @@ def test_unparsable_profile_file_names_line(aws_environment, monkeypatch):
 
     assert result.exit_code == 2
     assert "line 4: section [work] appears twice (first on line 1)" in result.stderr
+
+
+def test_aws_region_variable_picks_partition(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us-east-1x")
+
+    result = run("list", "--user", "Bob")
+
+    assert result.exit_code == 2
+    assert "invalid region 'us-east-1x'" in result.stderr

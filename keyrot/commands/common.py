@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import click
 
 from keyrot.completion import complete_access_key_ids, complete_profiles
-from keyrot.errors import InvalidInputError
+from keyrot.errors import CredentialsError, InvalidInputError
 from keyrot.validation import (
     check_access_key_id,
     check_endpoint_url,
@@ -56,7 +56,20 @@ class CommonOptions:
             endpoint_url=self.endpoint_url,
             timeout=self.timeout,
             log_api_calls=self.verbose,
+            role_mfa_code=self.role_mfa_code,
         )
+
+    def role_mfa_code(self, question: str) -> str:
+        """Return the MFA code for assuming a role profile's role: --mfa-code, else a prompt."""
+        if self.mfa_code is not None:
+            return self.mfa_code
+        ask = self.code_prompter()
+        if ask is None:
+            raise CredentialsError(
+                "this profile assumes a role that requires MFA and there is no terminal to ask "
+                "for a code on; pass --mfa-code CODE"
+            )
+        return ask(question)
 
     def connect(
         self, settings: ConnectionSettings | None = None, *, with_mfa: bool = True
