@@ -253,7 +253,7 @@ def connect(settings: ConnectionSettings) -> IamService:
 
 
 def _check_partition(session: boto3.Session, region: str) -> None:
-    """Raise InvalidInputError unless region is one that an AWS partition knows or matches.
+    """Raise InvalidInputError unless an AWS partition lists region or matches its pattern.
 
     botocore accepts any well-formed name, and IAM's global endpoint then answers for a typo
     such as us-east-1x, so the check uses botocore's own partition data instead.

@@ -1,8 +1,10 @@
 """The recovery journal of a rotation: what it is about to do, and the new key's secret.
 
-A rotation records its intent before CreateAccessKey and the new key's ID and secret the moment
-CreateAccessKey returns, so a killed or interrupted run never loses a created key's secret. The
-next run for the same profile or user reads the journal and finishes or rolls back the job.
+A rotation records its intent before CreateAccessKey, and the new key's ID and secret the moment
+CreateAccessKey returns. A run killed after that point loses no secret, and the next run for the
+same profile or user reads the journal and finishes or rolls back the job. A run killed while
+CreateAccessKey is in flight leaves only the intent; if IAM did create the key, its secret never
+reached keyrot, and the next run names that key for deletion by hand.
 
 Journals live in KEYROT_STATE_DIR, else $XDG_STATE_HOME/keyrot, else ~/.local/state/keyrot. Each
 is a JSON file of mode 0600 in a folder of mode 0700, replaced atomically on every write.

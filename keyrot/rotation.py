@@ -8,7 +8,7 @@
 5. Retire the old key: deactivate it, delete it, or keep it.
 6. Remove the journal.
 
-A failure in steps 2 to 4 deletes the new key again (exit 5, nothing changed); a failure in
+A failure in steps 2 to 4 deletes the new key again (exit 5, nothing changed). A failure in
 step 5 leaves both keys working and is reported with the command that finishes the job (exit 6).
 """
 
@@ -146,8 +146,8 @@ def _subject(caller: Identity, request: RotationRequest) -> Subject:
             f"the caller {caller.arn} is not an IAM user or the account root, so it has no "
             "access key to rotate"
         )
-    # An IAM user's own name is sent explicitly (a caller ARN with a path such as user/team/Bob
-    # means UserName Bob); the root sends no UserName, which IAM reads as "the caller".
+    # An IAM user's own name is sent explicitly, and a caller ARN with a path such as
+    # user/team/Bob means UserName Bob. The root sends no UserName, which IAM reads as the caller.
     return Subject(user_name=caller.user_name, caller=caller)
 
 

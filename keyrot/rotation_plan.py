@@ -1,7 +1,7 @@
 """The rotate workflow's request, plan and report, and the checks made before any request.
 
 check_local_state reads the profile or environment that contains the key being replaced and
-chooses the new key's destination; nothing in this module sends a request to AWS.
+chooses the new key's destination. Nothing in this module sends a request to AWS.
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ def stale_key_warnings(old_key_id: str, destination: Destination) -> list[str]:
     """Warn about each section that contains old_key_id and that the rotation leaves unchanged.
 
     The files searched are the destination's and the AWS credentials and config files that
-    botocore reads; the destination's own section is rewritten, so it is not listed.
+    botocore reads. The destination's own section is rewritten, so it is not listed.
     """
     from keyrot.credentials import config_file_path, credentials_file_path, sections_with_key
 

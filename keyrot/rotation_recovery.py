@@ -32,7 +32,7 @@ from keyrot.secret_destinations import Destination, OutputDestination, destinati
 
 @dataclass(frozen=True)
 class RecoveryPreview:
-    """What a real run would do with an interrupted rotation, found by a dry run.
+    """A dry run's forecast of how the real run handles an interrupted rotation.
 
     When the real run would finish the earlier rotation and stop, report is the dry run's report.
     Otherwise, deleted_key_ids names the keys the real run would delete before a fresh rotation.

@@ -1,4 +1,4 @@
-"""Where a rotation puts the new key's secret: a profile, an env file, or the command's output.
+"""Destinations for a rotation's new secret: a profile, an env file, or the command's output.
 
 Every destination is chosen and checked before any request is sent. A file is created only in a
 folder that exists: keyrot never creates folders for a secret, so a mistyped path fails early

@@ -41,7 +41,7 @@ UNUSED_FOR_HELP = (
 
 @dataclass(frozen=True)
 class AccountOptions:
-    """Where fleet commands run: the caller's account, or each listed account via a role."""
+    """The accounts a fleet command runs in: the caller's, or each listed one through a role."""
 
     account_ids: tuple[str, ...]
     role_name: str | None
