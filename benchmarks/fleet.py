@@ -31,7 +31,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -43,11 +42,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from common import isolated_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 KEYROT = str(Path(sys.executable).parent / "keyrot")
 ACCOUNT = "123456789012"
-FAKE_ACCESS_KEY_ID = "AKIABENCHFLEET000000"
-FAKE_SECRET = "benchmark-secret-not-real"
 OLD_AGE = timedelta(days=120)
 POLICY_DAYS = (90, 30)
 GROWTH_SIZES = (100, 300, 1000)
@@ -117,24 +116,6 @@ def seed(endpoint: str, users: int) -> int:
                 old_keys += 1
     backend.generate_report()
     return old_keys
-
-
-def environment(endpoint: str, folder: str) -> dict[str, str]:
-    (Path(folder) / "config").write_text("")
-    (Path(folder) / "credentials").write_text("")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY_ID,
-        AWS_SECRET_ACCESS_KEY=FAKE_SECRET,
-        AWS_CONFIG_FILE=str(Path(folder) / "config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(Path(folder) / "credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-        HOME=folder,
-    )
-    return env
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, Any]:
@@ -236,8 +217,7 @@ def main() -> int:
         return 0
 
     results = []
-    with moto_server() as (endpoint, counter), tempfile.TemporaryDirectory() as folder:
-        env = environment(endpoint, folder)
+    with moto_server() as (endpoint, counter), isolated_environment(endpoint) as env:
         users, rounds = arguments.users, arguments.rounds
         results.append(measure("keyrot audit", keyrot_audit(), users, rounds, env, counter,
                                check_keyrot_audit))
