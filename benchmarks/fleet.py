@@ -14,7 +14,7 @@ process on 127.0.0.1 that counts the API calls it receives. Accounts are seeded 
 moto's backend, and the credential report is generated once before each measurement, as for an
 account audited in the last four hours.
 
-Usage: /work/venv/bin/python benchmarks/fleet.py [--users 1000] [--rounds 2] [--write-docs]
+Usage: python benchmarks/fleet.py [--users 1000] [--rounds 2] [--write-docs]
 
 A run with --rounds 3 took about 5 minutes on a 2-CPU machine, most of it in the sequential
 script; the default of 2 rounds should take about two thirds of that (an estimate).
@@ -253,7 +253,7 @@ def render(results: list[dict[str, Any]], growth: list[dict[str, Any]],
     lines = [
         "## Fleet",
         "",
-        f"Command: `/work/venv/bin/python benchmarks/fleet.py --users {arguments.users} "
+        f"Command: `python benchmarks/fleet.py --users {arguments.users} "
         f"--rounds {arguments.rounds}`",
         "",
         f"Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
