@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from botocore import exceptions as boto_errors
+from botocore.parsers import ResponseParserError
 
 from keyrot.errors import (
     AwsRequestError,
@@ -63,6 +64,14 @@ def translated(action: str, *, user_name: str | None = None) -> Iterator[None]:
         raise _from_client_error(action, error, user_name) from None
     except boto_errors.BotoCoreError as error:
         raise _from_botocore_error(action, error) from None
+    except (ResponseParserError, KeyError):
+        # The endpoint answered with something other than an AWS API response, such as an HTML
+        # page: botocore raises its parser error (not a BotoCoreError) for invalid XML, and
+        # well-formed XML of the wrong shape surfaces as a missing key in the parsed response.
+        raise AwsRequestError(
+            f"{action} failed: the endpoint's response is not an AWS API response; check that "
+            "--endpoint-url (or AWS_ENDPOINT_URL) points at IAM and STS"
+        ) from None
 
 
 def _from_client_error(
@@ -119,6 +128,8 @@ def _from_botocore_error(action: str, error: boto_errors.BotoCoreError) -> Keyro
     if isinstance(error, boto_errors.ConfigParseError):
         problem = _config_problem(str(error.kwargs.get("path", "")))
         return InvalidInputError(f"{summary}{problem}; fix the file's syntax and try again")
+    if isinstance(error, boto_errors.InvalidConfigError):
+        return InvalidInputError(f"{summary}; fix the profile in AWS_CONFIG_FILE and try again")
     if isinstance(error, INPUT_ERRORS):
         return InvalidInputError(summary)
     if isinstance(error, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):

@@ -66,3 +66,15 @@ def test_unreachable_endpoint_exits_1_quickly():
 
     assert result.exit_code == 1
     assert "http://127.0.0.1:9" in result.stderr
+
+
+@pytest.mark.parametrize("page", [b"<!DOCTYPE html><html><body><p>Bad gateway</body></html>",
+                                  b"<html><body>Bad gateway</body></html>"])
+def test_html_response_exits_1_without_traceback(proxy, bob_key, page):
+    proxy.add_rule("ListAccessKeys", times=None, rewrite=lambda body: page)
+
+    result = run("list", "--user", "Bob")
+
+    assert result.exit_code == 1
+    assert "the endpoint's response is not an AWS API response" in result.stderr
+    assert "Traceback" not in result.stderr
