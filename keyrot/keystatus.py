@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from keyrot.errors import KeyrotError, NotFoundError, PartialFailure, SafetyRefusal
+from keyrot.errors import (
+    InvalidInputError,
+    KeyrotError,
+    NotFoundError,
+    PartialFailure,
+    SafetyRefusal,
+)
 from keyrot.iam import IamService
 from keyrot.models import AccessKey, Identity
 
@@ -94,7 +100,16 @@ def resolve_subject(service: IamService, user_name: str | None) -> Subject:
     """Name whose keys are acted on, asking STS who the caller is when no user is given."""
     if user_name is not None:
         return Subject(user_name=user_name, caller=None)
-    return Subject(user_name=None, caller=service.caller())
+
+    caller = service.caller()
+    if caller.user_name is None and not caller.is_root:
+        # An assumed role or a federated session has no access keys of its own, and IAM would
+        # answer with a confusing NoSuchEntity for the session's temporary key.
+        raise InvalidInputError(
+            f"the caller {caller.arn} is not an IAM user, so it has no access keys of its own; "
+            "pass --user NAME to name the user whose keys to act on"
+        )
+    return Subject(user_name=None, caller=caller)
 
 
 def change_status(

@@ -508,3 +508,24 @@ def test_aws_region_variable_picks_partition(monkeypatch):
 
     assert result.exit_code == 2
     assert "invalid region 'us-east-1x'" in result.stderr
+
+
+def test_assumed_role_caller_needs_user(iam, monkeypatch, proxy):
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+    sign_as(monkeypatch, key)
+    proxy.add_rule(
+        "GetCallerIdentity",
+        times=None,
+        rewrite=lambda body: re.sub(
+            rb"<Arn>[^<]*</Arn>",
+            b"<Arn>arn:aws:sts::123456789012:assumed-role/admin/alice</Arn>",
+            body,
+        ),
+    )
+
+    result = run("list")
+
+    assert result.exit_code == 2
+    assert "assumed-role/admin/alice is not an IAM user" in result.stderr
+    assert "pass --user NAME" in result.stderr
+    assert "ListAccessKeys" not in proxy.actions()
