@@ -121,7 +121,8 @@ class IamService:
         """Return the key that signs requests and where botocore found it.
 
         For an MFA session this is the long-term key behind the session's temporary (ASIA) key,
-        because deactivating or deleting that key is what locks the caller out.
+        and for a role profile it is the source profile's key, because deactivating or deleting
+        that key is what locks the caller out.
         """
         if self._long_term_credentials is not None:
             return self._long_term_credentials
@@ -133,10 +134,12 @@ class IamService:
                 "no AWS credentials found; set --profile or AWS_PROFILE, or "
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
+        method = str(getattr(credentials, "method", "unknown"))
+        source_key = _source_profile_key(self._session) if method == "assume-role" else None
         return SigningCredentials(
-            access_key_id=frozen.access_key,
+            access_key_id=source_key or frozen.access_key,
             is_temporary=bool(frozen.token),
-            method=str(getattr(credentials, "method", "unknown")),
+            method=method,
         )
 
     def profile_setting(self, name: str) -> str | None:
@@ -250,6 +253,20 @@ def connect(settings: ConnectionSettings) -> IamService:
         resolver = session._session.get_component("credential_provider")
         resolver.get_provider("assume-role")._prompter = settings.role_mfa_code
     return IamService(session, settings)
+
+
+def _source_profile_key(session: boto3.Session) -> str | None:
+    """Return the long-term key ID that a role profile's source_profile chain ends in."""
+    profiles = session._session.full_config.get("profiles", {})
+    name = session.profile_name
+    seen: set[str] = set()
+    while name in profiles and name not in seen:
+        seen.add(name)
+        settings = profiles[name]
+        if settings.get("aws_access_key_id") and name != session.profile_name:
+            return str(settings["aws_access_key_id"])
+        name = settings.get("source_profile")
+    return None
 
 
 def _check_partition(session: boto3.Session, region: str) -> None:

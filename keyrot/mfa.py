@@ -63,7 +63,7 @@ def signed_with_mfa(
     # role (keyrot.iam.connect routes --mfa-code there), and its credentials are temporary.
     signing = service.signing_credentials()
     if signing.is_temporary:
-        if code is not None:
+        if code is not None and signing.method != "assume-role":
             warn(f"--mfa-code is ignored because the credentials from {signing.method} are "
                  "already temporary")
         return service

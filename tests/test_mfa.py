@@ -317,6 +317,7 @@ def test_role_profile_takes_mfa_code(role_profile, proxy):
     assert assumed[0].params["TokenCode"] == CODE
     assert assumed[0].params["SerialNumber"] == SERIAL
     assert "GetSessionToken" not in proxy.actions()
+    assert "ignored" not in result.stderr
 
 
 def test_role_profile_without_code_or_terminal_exits_4(role_profile, proxy):

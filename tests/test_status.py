@@ -529,3 +529,21 @@ def test_assumed_role_caller_needs_user(iam, monkeypatch, proxy):
     assert "assumed-role/admin/alice is not an IAM user" in result.stderr
     assert "pass --user NAME" in result.stderr
     assert "ListAccessKeys" not in proxy.actions()
+
+
+def test_role_profiles_source_key_is_protected(iam, monkeypatch, aws_environment):
+    alice = create_user_with_keys(iam, "alice", 1)[0]
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    write_profile(aws_environment, "alice", alice)
+    (aws_environment / "config").write_text(
+        "[default]\nregion = us-east-1\n\n[profile admin]\n"
+        "role_arn = arn:aws:iam::123456789012:role/admin\nsource_profile = alice\n"
+    )
+
+    result = run("deactivate", "--profile", "admin", "--user", "alice", alice.access_key_id)
+
+    assert result.exit_code == 5
+    assert f"access key {alice.access_key_id} is the key this command is signed with" \
+        in result.stderr
+    assert key_status(iam, "alice") == {alice.access_key_id: "Active"}
