@@ -1,9 +1,12 @@
 """Finishing or rolling back a rotation that a crash, a kill or a lost connection interrupted.
 
 The journal records how far the earlier run got. If the destination already contains the new key,
-the job is finished: the old key is retired as planned. If the destination still contains the old
-key, the new key is deleted again and the run goes on with a fresh rotation. A dry run reports
-which of the two a real run would do, changing nothing, and plans as if it had been done.
+the job is finished: the old key is retired as planned. Otherwise the new key is deleted again and
+the run goes on with a fresh rotation. That is always safe: the new key's secret exists only in
+the journal and the destination, so a key missing from the destination is used by nobody, and the
+old key is retired only after the save, so it is still in place. This holds for a destination
+that did not exist before the rotation too. A dry run reports which of the two a real run would
+do, changing nothing, and plans as if it had been done.
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ def recover(
     never created a key, because the caller then goes on with a fresh rotation.
     """
     reporter = interaction.reporter
-    path = journal.journal_path(entry.scope)
     keys = iam.list_keys(entry.user_name)
     if entry.stage == "creating":
         _recover_before_create(entry, subject, keys, interaction)
@@ -74,13 +76,11 @@ def recover(
     if _destination_has_new_key(service, plan, new_key, request, interaction):
         return _finish(iam, plan, new_key, keys, entry, interaction)
 
-    _check_still_old(destination, entry, path)
     iam.delete_key(entry.user_name, new_key.key.access_key_id)
     journal.remove(entry.scope)
     reporter.note(
         f"rolled back an interrupted rotation of {subject.label}: deleted the new key "
-        f"{new_key.key.access_key_id}, because {destination.describe()} still contains the old key "
-        f"{entry.old_access_key_id}"
+        f"{new_key.key.access_key_id}, because {_rollback_reason(destination, entry)}"
     )
     return None
 
@@ -124,11 +124,9 @@ def preview_recovery(
                                   f"{where}")
         return RecoveryPreview(report=_preview_finish(plan, new_key, keys, interaction))
 
-    _check_still_old(destination, entry, path)
     interaction.reporter.note(
         f"{found}; a real run rolls it back first by deleting the new key {key_id}, because "
-        f"{destination.describe()} still contains the old key {entry.old_access_key_id}, and "
-        "then rotates as planned below"
+        f"{_rollback_reason(destination, entry)}, and then rotates as planned below"
     )
     return RecoveryPreview(report=None, deleted_key_ids=frozenset({key_id}))
 
@@ -306,17 +304,13 @@ def _missing_key_refusal(
     )
 
 
-def _check_still_old(destination: Destination, entry: journal.Journal, path: object) -> None:
+def _rollback_reason(destination: Destination, entry: journal.Journal) -> str:
+    where = destination.describe()
     if isinstance(destination, OutputDestination):
-        return
+        return f"{where} never carried it"
     if destination.contains(entry.old_access_key_id):
-        return
-    raise SafetyRefusal(
-        f"{destination.describe()} contains neither the old key {entry.old_access_key_id} nor the "
-        f"new key {entry.new_access_key_id} of an interrupted rotation, so keyrot cannot tell "
-        f"which one to keep. The new key's secret is in {path}; put the key you want into "
-        "the file and remove the journal, or delete the new key"
-    )
+        return f"{where} still contains the old key {entry.old_access_key_id}"
+    return f"{where} does not contain it, so nothing can be using it"
 
 
 def _epoch() -> datetime:

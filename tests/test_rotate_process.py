@@ -12,7 +12,7 @@ import sys
 import threading
 
 import pytest
-from conftest import create_user_with_keys, run
+from conftest import FAKE_ACCESS_KEY_ID, create_user_with_keys, run
 from rotate_support import (
     COMMENTS_INI,
     install,
@@ -190,3 +190,61 @@ def test_json_output_on_pipe_has_secret(iam, bob):
     assert child.returncode == 0, stderr
     document = json.loads(stdout)
     assert document["NewAccessKey"]["SecretAccessKey"] not in stderr
+
+
+
+def interrupt_during_verify(proxy, bob, *arguments):
+    """Start a rotation and press Ctrl-C while the new key is verifying; return its stderr."""
+    callers = (bob.access_key_id, FAKE_ACCESS_KEY_ID)
+    held = proxy.add_rule("GetCallerIdentity", hold=threading.Event(),
+                          match=lambda request: request.access_key_id not in callers)
+    child = start_rotation(*arguments)
+    try:
+        assert held.arrived.wait(WAIT_SECONDS)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=WAIT_SECONDS)
+    finally:
+        held.hold.set()
+    assert child.returncode == 130, stderr
+    return stderr
+
+
+@pytest.mark.parametrize("kind", ["env-file", "profile"])
+def test_ctrl_c_into_new_destination_rolls_back(iam, bob, aws_environment, tmp_path, proxy,
+                                                state_dir, kind):
+    credentials = aws_environment / "credentials"
+    if kind == "env-file":
+        env_file = tmp_path / "bob.env"
+        options = ["--env-file", str(env_file)]
+        described = f"env file {env_file}"
+    else:
+        options = ["--save-profile", "hank"]
+        described = f"[hank] in {credentials}"
+    stderr = interrupt_during_verify(proxy, bob, "--user", "Bob", *options)
+    [interrupted] = [key for key in key_statuses(iam, "Bob") if key != bob.access_key_id]
+    rerun = " ".join(["keyrot rotate --user Bob", *options[:1],
+                      *([options[1]] if kind == "env-file" else
+                        ["hank", "--credentials-file", str(credentials)])])
+    assert f"; run {rerun} to finish or roll back this rotation" in stderr
+
+    preview = run("rotate", *rerun.split()[2:], "--dry-run")
+
+    assert preview.exit_code == 0, preview.stderr
+    assert f"a real run rolls it back first by deleting the new key {interrupted}, because " \
+        f"{described} does not contain it, so nothing can be using it, and then rotates as " \
+        "planned below" in preview.stderr
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active", interrupted: "Active"}
+
+    result = run("rotate", *rerun.split()[2:])
+
+    assert result.exit_code == 0, result.stderr
+    assert f"rolled back an interrupted rotation of Bob: deleted the new key {interrupted}, " \
+        f"because {described} does not contain it" in result.stderr
+    if kind == "env-file":
+        saved = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        new_id = saved["AWS_ACCESS_KEY_ID"]
+    else:
+        new_id, _ = profile_values(credentials, "hank")
+    assert new_id not in (bob.access_key_id, interrupted)
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Inactive", new_id: "Active"}
+    assert journal_files(state_dir) == []
