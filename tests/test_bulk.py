@@ -140,6 +140,65 @@ def test_exclusions_by_name_and_pattern(iam, seeded):
     assert "excluded by --exclude-user svc-*" in {key["Detail"] for key in skipped}
 
 
+def test_exclusion_with_a_set_matches_ignoring_case(iam, seeded):
+    result, document = bulk_json("deactivate", "--all-users", "--older-than", "0", "--yes",
+                                 "--exclude-user", "SVC-[a-c]uild", "--exclude-user", "[!c]OB")
+
+    assert result.exit_code == 0, result.stderr
+    changed = statuses(iam, *ALL_USERS)
+    assert changed[seeded["svc-build"][0].access_key_id] == "Active"
+    assert changed[seeded["svc-deploy"][0].access_key_id] == "Inactive"
+    assert changed[seeded["Bob"][0].access_key_id] == "Active"
+    assert document["UnmatchedExclusions"] == []
+
+
+@pytest.mark.parametrize("pattern", ["bad name", "svc-[1-3", "svc/*", "svc-[]"])
+def test_invalid_exclusion_pattern_names_the_rule(proxy, pattern):
+    result = run("deactivate", "--all-users", "--older-than", "1", "--exclude-user", pattern)
+
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert f"invalid value for --exclude-user: invalid pattern {pattern!r}" in message
+    assert "plus the wildcards * (any characters), ? (one character), [SET] and [!SET]" in message
+    assert proxy.requests == []
+
+
+@pytest.mark.parametrize("extra", [["--yes"], ["--dry-run"]])
+def test_exclusion_that_matches_no_user_refuses_the_run(iam, seeded, extra):
+    result, document = bulk_json("deactivate", "--all-users", "--older-than", "0", *extra,
+                                 "--exclude-user", "svc-*", "--exclude-user", "break-glas-*")
+
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "keyrot: error: --exclude-user break-glas-* matched no user in any account, so it "
+        "would protect no key; nothing was deactivated. Fix the pattern (names match ignoring "
+        "case) or drop it"
+    )
+    assert "no user matched: break-glas-*" in result.stderr
+    assert set(statuses(iam, *ALL_USERS).values()) == {"Active"}
+    assert document["UnmatchedExclusions"] == ["break-glas-*"]
+    assert document["Summary"] == {"planned": 3, "skipped": 2}
+
+
+def test_exclusion_that_matches_no_user_is_an_error_in_the_plan(iam, seeded):
+    result = run("delete", "--all-users", "--older-than", "0", "--dry-run",
+                 "--exclude-user", "nobody")
+
+    assert result.exit_code == 2
+    assert "Plan: delete keys older than 0 days (refused)" in result.stdout
+    assert "--exclude-user nobody matched no user in any account" in result.stderr
+
+
+def test_exclude_user_help_describes_patterns_and_case():
+    result = run("delete", "--help")
+
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "a user name or a shell pattern with *, ?, [SET] or [!SET]" in text
+    assert "Names match ignoring case" in text
+    assert "A pattern that matches no user stops the run before any change." in text
+
+
 def test_signing_key_is_skipped(iam, seeded, monkeypatch, proxy):
     bob_key = seeded["Bob"][0]
     sign_as(monkeypatch, bob_key)

@@ -158,7 +158,7 @@ def test_bulk_change_without_terminal_names_yes(iam, command):
 def test_bulk_change_with_yes_needs_no_terminal(iam, command):
     key = create_user_with_keys(iam, "Bob", 1)[0]
 
-    result = keyrot(*command, "--all-users", "--older-than", "0", "--exclude-user", "moto",
+    result = keyrot(*command, "--all-users", "--older-than", "0",
                     "--yes", "--output", "json")
 
     assert result.returncode == 0, result.stderr
@@ -317,7 +317,7 @@ def test_rotate_tables_fit_80_columns(iam, tmp_path):
 
 
 def bulk_plan_lines() -> list[str]:
-    result = keyrot("deactivate", "--all-users", "--older-than", "0", "--exclude-user", "moto",
+    result = keyrot("deactivate", "--all-users", "--older-than", "0",
                     "--dry-run", COLUMNS="80")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -8,6 +8,7 @@ load for `--help` and completion.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from keyrot.commands.common import CommonOptions
-from keyrot.validation import check_user_name
 
 if TYPE_CHECKING:
+    from keyrot.errors import KeyrotError
     from keyrot.fleet.accounts import AccountRuns
     from keyrot.fleet.bulk import AccountPlan, BulkAction, BulkRequest, BulkRun
     from keyrot.fleet.progress import ProgressReporter
@@ -36,6 +37,14 @@ OLDER_THAN_HELP = (
 )
 UNUSED_FOR_HELP = (
     "keys with DAYS full days or more since their last use, or since CreateDate when never used"
+)
+# A user name (ASCII letters, digits and +=,.@_-) with the shell wildcards *, ?, [SET] and [!SET].
+NAME_CHARACTER = r"[A-Za-z0-9+=,.@_-]"
+EXCLUDE_PATTERN = re.compile(rf"(?:{NAME_CHARACTER}|\*|\?|\[!?{NAME_CHARACTER}+\])+")
+EXCLUDE_PATTERN_RULE = (
+    "a name or shell pattern uses ASCII letters, digits and +=,.@_- plus the wildcards * (any "
+    "characters), ? (one character), [SET] and [!SET] (one character in, or not in, SET, such "
+    "as [1-3])"
 )
 
 
@@ -117,9 +126,12 @@ def bulk_options(command: F) -> F:
                   help=f"With --all-users, select {OLDER_THAN_HELP}.")
     @click.option("--unused-for", type=click.IntRange(min=0), metavar="DAYS",
                   help=f"With --all-users, select {UNUSED_FOR_HELP}.")
-    @click.option("--exclude-user", "excluded_users", multiple=True, metavar="NAME",
-                  help="With --all-users, leave this user's keys alone; a shell-style pattern "
-                  "such as 'svc-*' works too. Repeat for more users.")
+    @click.option("--exclude-user", "excluded_users", multiple=True, metavar="PATTERN",
+                  help="With --all-users, leave the keys of users that match PATTERN alone: a "
+                  "user name or a shell pattern with *, ?, [SET] or [!SET], such as 'svc-*'. "
+                  "Names match ignoring case, as IAM treats names that differ only in case as "
+                  "the same user. A pattern that matches no user stops the run before any "
+                  "change. Repeat for more users.")
     @account_options
     @functools.wraps(command)
     def wrapper(
@@ -147,7 +159,7 @@ def run_bulk(
     force: bool,
 ) -> None:
     """Run `ACTION --all-users`: plan, show, confirm, act, report; raise for any failure."""
-    from keyrot.fleet.bulk import BulkRun
+    from keyrot.fleet.bulk import BulkRun, unmatched_exclusions
     from keyrot.fleet.progress import progress_for
 
     _check_bulk_usage(action, user_name, key_ids, force)
@@ -159,7 +171,11 @@ def run_bulk(
     with progress_for(quiet=options.quiet, color=options.color) as progress:
         plan = _plan(service, bulk, request, signing_key_id, progress)
     selected = [key for result in plan.results for key in result.value.keys]
-    run = BulkRun(request, options.dry_run, selected, plan.failures)
+    unmatched = unmatched_exclusions([result.value for result in plan.results], request)
+    run = BulkRun(request, options.dry_run, selected, plan.failures, unmatched)
+    if unmatched:
+        _show_refused_plan(output, options, run, show_account=bool(bulk.accounts.account_ids))
+        raise _unmatched_refusal(run)
     _show_plan(output, options, run, show_account=bool(bulk.accounts.account_ids))
 
     if run.with_result("planned") and not options.dry_run:
@@ -224,6 +240,34 @@ def _show_plan(output: Output, options: CommonOptions, run: BulkRun, *, show_acc
     if run.dry_run:
         title += " (dry run)"
     output.table(bulk_table(title, run.keys, show_account=show_account))
+
+
+def _show_refused_plan(output: Output, options: CommonOptions, run: BulkRun, *,
+                       show_account: bool) -> None:
+    """Show the plan of a run refused for an exclusion that matches no user, then the errors."""
+    from keyrot.fleet.render import bulk_row, bulk_table
+
+    if options.output == "json":
+        output.json_document(run.to_json())
+    elif options.output == "text":
+        output.text_lines([bulk_row(key) for key in run.keys])
+    elif run.keys:
+        title = f"Plan: {run.request.action} keys {run.request.policy.describe()} (refused)"
+        output.table(bulk_table(title, run.keys, show_account=show_account))
+
+
+def _unmatched_refusal(run: BulkRun) -> KeyrotError:
+    from keyrot.errors import InvalidInputError
+
+    patterns = run.unmatched_exclusions
+    one = len(patterns) == 1
+    named = ", ".join(f"--exclude-user {pattern}" for pattern in patterns)
+    return InvalidInputError(
+        f"{named} matched no user in any account, so it would protect no key; nothing was "
+        f"{run.request.action}d. Fix the {'pattern' if one else 'patterns'} (names match "
+        f"ignoring case) or drop {'it' if one else 'them'}",
+        details=[f"no user matched: {pattern}" for pattern in patterns],
+    )
 
 
 def _confirm(options: CommonOptions, run: BulkRun) -> None:
@@ -314,13 +358,9 @@ def _bulk_options(all_users: bool, older_than: int | None, unused_for: int | Non
 
 
 def _check_exclusion(pattern: str) -> None:
-    from keyrot.errors import InvalidInputError
-
-    literal = pattern.replace("*", "a").replace("?", "a")
-    try:
-        check_user_name(literal)
-    except InvalidInputError as error:
-        raise click.BadParameter(error.message, param_hint="--exclude-user") from None
+    if not EXCLUDE_PATTERN.fullmatch(pattern):
+        raise click.BadParameter(f"invalid pattern {pattern!r}: {EXCLUDE_PATTERN_RULE}",
+                                 param_hint="--exclude-user")
 
 
 def _account_options(accounts_text: str | None, accounts_file: Path | None,

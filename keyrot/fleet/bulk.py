@@ -5,6 +5,7 @@ the report shows with a key that matches the policy, so the plan uses each key's
 status. When a key matches only because it looks unused, its last use is read again with
 GetAccessKeyLastUsed, because the report can be hours old and a key used since then must stay.
 The key that signs the requests, root keys and excluded users are reported as skipped.
+Exclusions match user names ignoring case, as IAM does when it keeps user names unique.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ class AccountPlan:
     account: str
     service: IamService
     keys: list[BulkKey]
+    # The --exclude-user patterns that match at least one user of the account.
+    matched_exclusions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class BulkRun:
     dry_run: bool
     keys: list[BulkKey]
     failures: list[AccountFailure]
+    # --exclude-user patterns that matched no user in any account read; such a run is refused.
+    unmatched_exclusions: tuple[str, ...] = ()
 
     def with_result(self, result: str) -> list[BulkKey]:
         return [key for key in self.keys if key.result == result]
@@ -123,6 +128,7 @@ class BulkRun:
             "Summary": self.counts(),
             "AccessKeys": [key.to_json() for key in self.keys],
             "FailedAccounts": [failure.to_json() for failure in self.failures],
+            "UnmatchedExclusions": list(self.unmatched_exclusions),
         }
 
 
@@ -161,7 +167,26 @@ def plan_account(
         with ThreadPoolExecutor(max_workers=request.workers) as pool:
             for selected in pool.map(read_user, to_list):
                 keys.extend(selected)
-    return AccountPlan(account=account, service=service, keys=keys)
+    return AccountPlan(account=account, service=service, keys=keys,
+                       matched_exclusions=matched_exclusions(report.users, request))
+
+
+def exclusion_matches(pattern: str, user_name: str) -> bool:
+    """Tell whether user_name matches an --exclude-user pattern, ignoring case."""
+    return fnmatch.fnmatchcase(user_name.lower(), pattern.lower())
+
+
+def matched_exclusions(users: tuple[ReportUser, ...], request: BulkRequest) -> frozenset[str]:
+    return frozenset(
+        pattern for pattern in request.excluded_users
+        if any(exclusion_matches(pattern, user.user_name) for user in users)
+    )
+
+
+def unmatched_exclusions(plans: list[AccountPlan], request: BulkRequest) -> tuple[str, ...]:
+    """Return the --exclude-user patterns that match no user in any of the planned accounts."""
+    matched = frozenset().union(*(plan.matched_exclusions for plan in plans))
+    return tuple(pattern for pattern in request.excluded_users if pattern not in matched)
 
 
 class _Planner:
@@ -247,7 +272,7 @@ class _Planner:
     def exclusion(self, user_name: str) -> str | None:
         # IAM user names cannot contain *, ? or [, so a pattern never mistakes a literal name.
         for pattern in self.request.excluded_users:
-            if fnmatch.fnmatchcase(user_name, pattern):
+            if exclusion_matches(pattern, user_name):
                 return pattern
         return None
 
