@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,7 @@ from keyrot.models import NewAccessKey
 ENV_ID_NAME = "AWS_ACCESS_KEY_ID"
 ENV_SECRET_NAME = "AWS_SECRET_ACCESS_KEY"
 ENV_TOKEN_NAMES = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+NEW_FILE_MODE = 0o600
 ENV_LINE_PATTERN = re.compile(r"^(?P<prefix>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 
 
@@ -108,7 +110,9 @@ class EnvFileDestination:
     """A file of KEY=value lines, as read by `docker --env-file`, systemd and dotenv loaders.
 
     Saving replaces the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY lines (appending any that
-    are missing), drops session token lines, and keeps every other line as it was.
+    are missing), drops session token lines, and keeps every other line as it was. A symbolic
+    link is written through to its target, as the credentials file is; the target keeps its
+    permission bits (a new file gets 0600), with a warning when others can read it.
     """
 
     path: Path
@@ -133,13 +137,33 @@ class EnvFileDestination:
         content = "".join(_env_lines_with(self._read_lines(), values)).encode("utf-8")
 
         self.check()
+        # A symbolic link stays in place: the file it points to is the one replaced.
+        target = Path(os.path.realpath(self.path))
+        mode = self._target_mode(target)
         try:
-            replace_file(self.path, content, 0o600)
+            replace_file(target, content, mode)
         except OSError as error:
             raise SafetyRefusal(
                 f"writing {self.path} failed: {error.strerror or error}; it was left unchanged"
             ) from None
-        return SaveResult(path=self.path)
+        return SaveResult(path=target, warning=_mode_warning(target, mode))
+
+    def _target_mode(self, target: Path) -> int:
+        """Return the permission bits the file keeps: its own, or 0600 for a new file."""
+        try:
+            status = os.stat(target)
+        except FileNotFoundError:
+            return NEW_FILE_MODE
+        except OSError as error:
+            raise SafetyRefusal(
+                f"cannot read env file {self.path}: {error.strerror}; it was left unchanged"
+            ) from None
+        if not stat.S_ISREG(status.st_mode):
+            raise SafetyRefusal(
+                f"env file {self.path} is not a regular file; keyrot writes only to files, "
+                "so it was left unchanged"
+            )
+        return stat.S_IMODE(status.st_mode)
 
     def _read_lines(self) -> list[str]:
         try:
@@ -199,6 +223,15 @@ def destination_from_record(record: dict[str, str]) -> Destination:
     if kind == "output":
         return OutputDestination()
     raise InvalidInputError(f"unknown destination type {kind!r} in a recovery journal")
+
+
+def _mode_warning(target: Path, mode: int) -> str | None:
+    if not mode & 0o077:
+        return None
+    return (
+        f"{target} is accessible to users other than its owner (mode {mode:04o}); "
+        f"run chmod 600 {shlex.quote(str(target))}"
+    )
 
 
 def _env_value(lines: list[str], name: str) -> str | None:

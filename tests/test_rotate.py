@@ -349,6 +349,7 @@ def test_environment_key_to_env_file(iam, monkeypatch, tmp_path):
     sign_as(monkeypatch, ci_key)
     env_file = tmp_path / "ci.env"
     env_file.write_text("REGION=eu-west-1\nAWS_ACCESS_KEY_ID=old\nAWS_SESSION_TOKEN=x\n")
+    env_file.chmod(0o600)
 
     result = run("rotate", "--env-file", str(env_file))
 
@@ -427,6 +428,46 @@ def test_user_env_file_destination(iam, bob, tmp_path):
     assert signs_as(os.environ["AWS_ENDPOINT_URL"], new_id, secret) is not None
     assert secret not in result.stdout + result.stderr
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
+
+def test_env_file_symlink_is_written_through(iam, bob, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / "app.env"
+    target.write_text("REGION=eu-west-1\n")
+    target.chmod(0o600)
+    link = tmp_path / "link.env"
+    link.symlink_to(target)
+
+    result = run("rotate", "--user", "Bob", "--env-file", str(link))
+
+    assert result.exit_code == 0, result.stderr
+    new_id = new_key_id(iam, bob.access_key_id)
+    assert link.is_symlink()
+    assert os.readlink(link) == str(target)
+    lines = target.read_text().splitlines()
+    assert lines[:2] == ["REGION=eu-west-1", f"AWS_ACCESS_KEY_ID={new_id}"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert f"saved the new key to {target}" in result.stderr
+    assert "chmod" not in result.stderr
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_env_file_mode_kept(iam, bob, tmp_path, mode):
+    env_file = tmp_path / "bob.env"
+    env_file.write_text("REGION=eu-west-1\n")
+    env_file.chmod(mode)
+
+    result = run("rotate", "--user", "Bob", "--env-file", str(env_file))
+
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_IMODE(env_file.stat().st_mode) == mode
+    if mode == 0o640:
+        assert f"{env_file} is accessible to users other than its owner (mode 0640); " \
+            f"run chmod 600 {env_file}" in result.stderr
+    else:
+        assert "chmod" not in result.stderr
 
 
 def test_user_text_output(iam, bob, tmp_path):
