@@ -21,8 +21,9 @@ class ApiCallLogger:
         self._failed_at: dict[str, float] = {}
 
     def register(self, events: Any) -> None:
-        events.register("before-send", self.before_send)
-        events.register_first("needs-retry", self.after_attempt)
+        """Register on a botocore session or client; a second registration is ignored."""
+        events.register("before-send", self.before_send, unique_id="keyrot-log-send")
+        events.register_first("needs-retry", self.after_attempt, unique_id="keyrot-log-attempt")
 
     def before_send(self, request: Any, event_name: str, **_: Any) -> None:
         operation = _operation(event_name)

@@ -76,6 +76,8 @@ class IamService:
         self._long_term_credentials = long_term_credentials
         self._region = settings.region or session.region_name or FALLBACK_REGION
         _check_partition(session, self._region)
+        if settings.log_api_calls:
+            _log_api_calls(session)
         self._iam: IAMClient = self._client("iam")
         self._sts: STSClient | None = None
         self._caller: Identity | None = None
@@ -104,8 +106,6 @@ class IamService:
                     f"set up the {service.upper()} client failed: {error}; check --endpoint-url "
                     "and the AWS_ENDPOINT_URL variables"
                 ) from None
-        if self._settings.log_api_calls:
-            ApiCallLogger().register(client.meta.events)
         return client
 
     def signed_with(self, access_key_id: str, secret_access_key: str) -> IamService:
@@ -253,6 +253,15 @@ def connect(settings: ConnectionSettings) -> IamService:
         resolver = session._session.get_component("credential_provider")
         resolver.get_provider("assume-role")._prompter = settings.role_mfa_code
     return IamService(session, settings)
+
+
+def _log_api_calls(session: boto3.Session) -> None:
+    """Log every API call of the session's clients.
+
+    The handlers go on the session, not on keyrot's clients, so that the clients botocore creates
+    itself, such as the STS client that assumes a role profile's role, are logged too.
+    """
+    ApiCallLogger().register(session._session.get_component("event_emitter"))
 
 
 def _source_profile_key(session: boto3.Session) -> str | None:

@@ -327,3 +327,11 @@ def test_role_profile_without_code_or_terminal_exits_4(role_profile, proxy):
     assert "assumes a role that requires MFA" in result.stderr
     assert "pass --mfa-code CODE" in result.stderr
     assert proxy.requests == []
+
+
+def test_role_profile_verbose_logs_assume_role(role_profile, proxy):
+    result = run("list", "--profile", "admin", "--user", "Bob", "--mfa-code", CODE, "--verbose")
+
+    assert result.exit_code == 0, result.stderr
+    assert "STS AssumeRole: HTTP 200, request ID" in result.stderr
+    assert result.stderr.count("IAM ListAccessKeys: HTTP 200") == 1
