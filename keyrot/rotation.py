@@ -15,6 +15,7 @@ step 5 leaves both keys working and is reported with the command that finishes t
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -221,9 +222,26 @@ def _key_to_replace(
         return active[0]
     if not keys:
         raise NotFoundError(f"{subject.label} has no access key to rotate")
+    if len(active) == 2:
+        raise _two_active_refusal(subject, keys, request)
     raise InvalidInputError(
         f"{subject.label} has keys {owned}; name the one to replace, for example "
         f"keyrot rotate --user {subject.user_name} {keys[0].access_key_id} ..."
+    )
+
+
+def _two_active_refusal(
+    subject: Subject, keys: list[AccessKey], request: RotationRequest
+) -> SafetyRefusal:
+    # Naming one of the keys would not help: the other one is active and would have to go to
+    # make room, and keyrot never retires an active key it does not replace.
+    signer = f" --profile {shlex.quote(request.profile_option)}" if request.profile_option else ""
+    return SafetyRefusal(
+        f"{subject.label} has two active access keys, the most IAM allows, so keyrot cannot "
+        "create a new one and will not retire an active key on its own. Nothing was changed; "
+        f"deactivate the key that is no longer used (keyrot deactivate{signer}"
+        f"{subject.command_flag()} ACCESS_KEY_ID), then run keyrot rotate again",
+        details=key_listing(keys),
     )
 
 

@@ -300,3 +300,23 @@ def test_retire_failure_names_rerun_command_for_user(iam, bob, proxy, tmp_path):
     assert result.exit_code == 6
     assert f"or run keyrot rotate --user Bob --env-file {env_file}, which finds the journal" \
         in result.stderr
+
+
+def test_two_active_keys_after_keep_old_exit_5_at_once(iam, bob, proxy, tmp_path):
+    kept = run("rotate", "--user", "Bob", "--env-file", str(tmp_path / "bob.env"), "--keep-old")
+    assert kept.exit_code == 0, kept.stderr
+    [new_id] = other_key_ids(iam, bob.access_key_id)
+    proxy.requests.clear()
+
+    result = run("rotate", "--user", "Bob", "--env-file", str(tmp_path / "bob.env"))
+
+    assert result.exit_code == 5
+    assert "name the one to replace" not in result.stderr
+    assert "Bob has two active access keys, the most IAM allows, so keyrot cannot " \
+        "create a new one and will not retire an active key on its own. Nothing was changed; " \
+        "deactivate the key that is no longer used (keyrot deactivate --user Bob " \
+        "ACCESS_KEY_ID), then run keyrot rotate again" in result.stderr
+    assert f"\n  {bob.access_key_id}  Active  created 20" in result.stderr
+    assert f"\n  {new_id}  Active  created 20" in result.stderr
+    assert not CHANGES & set(proxy.actions())
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active", new_id: "Active"}
