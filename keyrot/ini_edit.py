@@ -244,6 +244,8 @@ class _SectionReader:
         header = SECTION_HEADER.match(stripped)
         if header:
             self._start_section(index, header.group("header"))
+        elif stripped.startswith("[") and "]" not in stripped:
+            raise IniFormatError(index + 1, f"section header {stripped!r} has no closing ]")
         elif self.section is None:
             raise IniFormatError(index + 1, "text before the first [section] header")
         else:

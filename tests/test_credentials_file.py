@@ -1347,3 +1347,13 @@ def test_arbitrary_text_is_rewritten_or_left_alone(tmp_path, text):
     assert after is not None
     after.setdefault("DEFAULT", {})
     assert after == with_new_key(before, "a")
+
+
+def test_unclosed_section_header_named(tmp_path: Path) -> None:
+    content = b"[alice\naws_access_key_id = AKIAOLDKEY0000000001\n"
+    path = write_file(tmp_path / "credentials", content)
+
+    with pytest.raises(InvalidInputError) as raised:
+        find_profile_key("alice", credentials_path=path, config_path=tmp_path / "config")
+
+    assert "line 1: section header '[alice' has no closing ]" in raised.value.message
