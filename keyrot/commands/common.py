@@ -123,6 +123,21 @@ def configure_logging(*, verbose: bool) -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
 
 
+def seconds_type(minimum: float) -> click.FloatRange:
+    """Return a click type for a duration, named so its errors read "not a valid number of
+    seconds" instead of click's "not a valid float range"."""
+    duration = click.FloatRange(min=minimum)
+    duration.name = "number of seconds"
+    return duration
+
+
+def days_type() -> click.IntRange:
+    """Return a click type for a whole number of days, at least 0."""
+    days = click.IntRange(min=0)
+    days.name = "whole number of days"
+    return days
+
+
 def common_options(command: F) -> F:
     """Add the shared AWS and output options, passed to the command as `options`."""
 
@@ -135,7 +150,7 @@ def common_options(command: F) -> F:
     @click.option("--endpoint-url", metavar="URL", callback=_option_checker(check_endpoint_url),
                   help="Send IAM and STS requests to this URL, such as a local test endpoint "
                   "[default: AWS_ENDPOINT_URL_IAM, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL].")
-    @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+    @click.option("--timeout", type=seconds_type(minimum=0.1), default=10.0, show_default=True,
                   metavar="SECONDS", help="Seconds to wait to connect and for each response.")
     @click.option("--output", "output_format", type=click.Choice(OUTPUT_FORMATS),
                   default="table", show_default=True,
