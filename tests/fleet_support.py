@@ -8,11 +8,17 @@ in account 111111111111. That is how these tests seed and inspect a second and t
 from __future__ import annotations
 
 import base64
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from conftest import FAKE_ACCESS_KEY_ID, FAKE_SECRET, REGION
 
 HOME_ACCOUNT = "123456789012"
@@ -20,6 +26,7 @@ OTHER_ACCOUNT = "111111111111"
 THIRD_ACCOUNT = "222222222222"
 ROLE_NAME = "KeyAuditor"
 CONTENT_PATTERN = re.compile(rb"<Content>([^<]*)</Content>")
+KEYROT = shutil.which("keyrot", path=str(Path(sys.executable).parent)) or "keyrot"
 
 
 def account_iam(endpoint: str, account_id: str) -> Any:
@@ -64,3 +71,18 @@ def use_key(endpoint: str, access_key_id: str, secret: str) -> None:
     """Sign one request with a key, so IAM records its last use."""
     boto3.client("iam", endpoint_url=endpoint, region_name=REGION,
                  aws_access_key_id=access_key_id, aws_secret_access_key=secret).get_user()
+
+
+def keyrot_on_terminal(answer: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed keyrot with a pseudo-terminal as stdin, typing answer into it."""
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    os.write(leader, answer.encode())
+    try:
+        return subprocess.run(
+            [KEYROT, *arguments], stdin=follower, capture_output=True, text=True,
+            env=os.environ.copy(), timeout=60, check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)

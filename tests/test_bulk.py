@@ -6,23 +6,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from conftest import create_user_with_keys, run, sign_as
 from fleet_support import (
     HOME_ACCOUNT,
+    KEYROT,
     OTHER_ACCOUNT,
     ROLE_NAME,
     THIRD_ACCOUNT,
     account_iam,
+    keyrot_on_terminal,
     report_rewrite,
 )
 
@@ -30,8 +29,6 @@ from keyrot.fleet.bulk import BulkRequest, plan_account
 from keyrot.fleet.policy import KeyPolicy
 from keyrot.fleet.progress import SilentProgress
 from keyrot.iam import ConnectionSettings, connect
-
-KEYROT = shutil.which("keyrot", path=str(Path(sys.executable).parent)) or "keyrot"
 
 
 def statuses(iam, *user_names):
@@ -97,21 +94,6 @@ def test_yes_deactivates_every_match(iam, seeded):
     assert record["Result"] == "done"
     assert record["Detail"] == "deactivated"
     assert record["Account"] == HOME_ACCOUNT
-
-
-def keyrot_on_terminal(answer, *arguments):
-    """Run the installed keyrot with a pseudo-terminal as stdin, typing answer into it."""
-    pty = pytest.importorskip("pty")
-    leader, follower = pty.openpty()
-    os.write(leader, answer.encode())
-    try:
-        return subprocess.run(
-            [KEYROT, *arguments], stdin=follower, capture_output=True, text=True,
-            env=os.environ.copy(), timeout=60, check=False,
-        )
-    finally:
-        os.close(follower)
-        os.close(leader)
 
 
 @pytest.mark.parametrize(("answer", "exit_code", "status"), [("y\n", 0, "Inactive"),

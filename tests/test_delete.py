@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import create_user_with_keys, run, sign_as
+import pytest
+from conftest import FAKE_ACCESS_KEY_ID, FAKE_SECRET, create_user_with_keys, run, sign_as
+from fleet_support import keyrot_on_terminal
 
 
 def key_ids(iam, user_name):
@@ -143,3 +145,55 @@ def test_signing_key_deleted_last(iam, monkeypatch, proxy):
     assert deleted == [other.access_key_id, signing.access_key_id]
     assert "signs these requests" in result.stderr
     assert key_ids(iam, "Bob") == []
+
+
+def test_signing_key_without_force_or_terminal_exits_5(iam, monkeypatch, proxy):
+    signing = create_user_with_keys(iam, "Bob", 1)[0]
+    sign_as(monkeypatch, signing)
+
+    result = run("delete", signing.access_key_id)
+
+    assert result.exit_code == 5
+    assert result.stderr.splitlines()[0] == (
+        f"keyrot: error: access key {signing.access_key_id} is the key this command is signed "
+        "with; deleting it locks these credentials (and any profile that holds them) out of "
+        "AWS for good. Nothing was deleted; pass --force to delete it anyway"
+    )
+    assert "DeleteAccessKey" not in proxy.actions()
+    assert key_ids(iam, "Bob") == [signing.access_key_id]
+
+
+@pytest.mark.parametrize(("answer", "exit_code", "left"), [("y\n", 0, 0), ("n\n", 5, 1)])
+def test_signing_key_asks_on_a_terminal(iam, monkeypatch, answer, exit_code, left):
+    signing = create_user_with_keys(iam, "Bob", 1)[0]
+    sign_as(monkeypatch, signing)
+
+    result = keyrot_on_terminal(answer, "delete", signing.access_key_id)
+
+    assert result.returncode == exit_code, result.stderr
+    assert "Delete it anyway? [y/N]" in result.stderr
+    assert len(key_ids(iam, "Bob")) == left
+
+
+def test_active_key_hint_keeps_profile_and_user(iam, monkeypatch, tmp_path):
+    key = create_user_with_keys(iam, "Bob", 1)[0]
+    credentials = tmp_path / "aws" / "credentials"
+    credentials.write_text(f"[ivan]\naws_access_key_id = {FAKE_ACCESS_KEY_ID}\n"
+                           f"aws_secret_access_key = {FAKE_SECRET}\n")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+
+    result = run("delete", "--profile", "ivan", "--user", "Bob", key.access_key_id)
+
+    assert result.exit_code == 5
+    assert (f"Deactivate it first (keyrot deactivate --profile ivan --user Bob "
+            f"{key.access_key_id})") in result.stderr
+    assert key_ids(iam, "Bob") == [key.access_key_id]
+
+
+def test_force_help_covers_the_signing_key():
+    result = run("delete", "--help")
+
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "It also allows deleting the key that signs the request" in text

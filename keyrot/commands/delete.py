@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 @user_option
 @key_ids_argument(required=False)
 @click.option("--force", is_flag=True,
-              help="Delete Active keys too (only Inactive ones are deleted otherwise).")
+              help="Delete Active keys too (only Inactive ones are deleted otherwise). It also "
+              "allows deleting the key that signs the request: without --force a terminal "
+              "asks first, and without a terminal nothing is deleted.")
 @bulk_options
 @common_options
 def delete(
@@ -30,9 +32,10 @@ def delete(
     """Delete access keys for good and show the keys before and after.
 
     Only Inactive keys are deleted unless --force is given: deactivate a key first, wait until
-    nothing breaks, then delete it. With --all-users, every user's keys that match --older-than
-    or --unused-for are deleted (Inactive ones only, unless --force), never the key that signs
-    the requests.
+    nothing breaks, then delete it. Deleting the key that signs the request locks its
+    credentials out, so it asks on a terminal and needs --force without one. With --all-users,
+    every user's keys that match --older-than or --unused-for are deleted (Inactive ones only,
+    unless --force), never the key that signs the requests.
 
     \b
     Examples:
@@ -50,8 +53,8 @@ def delete(
     from keyrot.deletion import DeleteRequest, delete_keys
 
     request = DeleteRequest(user_name=user_name, key_ids=key_ids, dry_run=options.dry_run,
-                            force=force)
-    report = delete_keys(options.connect(), request)
+                            force=force, profile=options.profile)
+    report = delete_keys(options.connect(), request, options.confirmer())
     _show_report(options, report)
 
 
