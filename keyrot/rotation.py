@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from keyrot import journal
+from keyrot.aws_errors import CREDENTIALS_HINT
 from keyrot.errors import (
     AwsRequestError,
     CredentialsError,
@@ -460,10 +461,11 @@ def verify_new_key(
         except (CredentialsError, AwsRequestError) as error:
             logger.info("verify attempt %d of %s failed: %s", attempts, key_id, error.message)
             if time.monotonic() + delay > deadline:
-                raise SafetyRefusal(
-                    f"the new key {key_id} was not accepted by STS GetCallerIdentity within "
-                    f"{timeout:g} seconds ({attempts} attempts; last error: {error.message}); "
-                    "raise --verify-timeout if IAM is slow to accept new keys"
+                raise NewKeyNotAccepted(
+                    f"IAM did not accept the new key {key_id} within --verify-timeout "
+                    f"{timeout:g} seconds ({attempts} attempts of STS GetCallerIdentity; last "
+                    f"answer: {_rejection(error)})",
+                    advice="try a longer --verify-timeout",
                 ) from None
             sleep(delay)
             delay = min(delay * 2, MAX_VERIFY_DELAY)
@@ -471,6 +473,22 @@ def verify_new_key(
 
         _check_same_user(plan.subject, identity, key_id)
         return attempts
+
+
+class NewKeyNotAccepted(SafetyRefusal):
+    """The new key was still rejected when --verify-timeout ran out; advice says what to do."""
+
+    def __init__(self, reason: str, *, advice: str) -> None:
+        super().__init__(f"{reason}; {advice}")
+        self.reason = reason
+        self.advice = advice
+
+
+def _rejection(error: KeyrotError) -> str:
+    # The translated error ends with advice about the caller's own credentials, which does not
+    # apply to a key that this run has just created.
+    message = error.message.removesuffix(f"; the credentials were rejected: {CREDENTIALS_HINT}")
+    return message.removesuffix(f"; {CREDENTIALS_HINT}")
 
 
 def _check_same_user(subject: Subject, identity: Identity, key_id: str) -> None:
@@ -528,11 +546,17 @@ def roll_back(
 
     journal.remove(plan.scope)
     spare = plan.spare_key
-    removed = f" (the inactive key {spare.access_key_id} was deleted)" if spare else ""
+    reason, advice = cause.message, ""
+    if isinstance(cause, NewKeyNotAccepted):
+        reason, advice = cause.reason, f"; {cause.advice}"
+    removed = ""
+    if spare is not None:
+        removed = (f"; the inactive key {spare.access_key_id}, deleted to make room, stays "
+                   "deleted")
     raise SafetyRefusal(
-        f"{cause.message}; the new key {key_id} was deleted again, and the old key "
+        f"{reason}; the new key {key_id} was deleted again, and the old key "
         f"{plan.old_key.access_key_id} and {plan.destination.describe()} are unchanged"
-        f"{removed}"
+        f"{removed}{advice}"
     )
 
 

@@ -97,8 +97,41 @@ def test_verify_never_succeeds_rolls_back(iam, bob, credentials, proxy, state_di
     result = run("rotate", "--profile", "work", "--verify-timeout", "1")
 
     assert result.exit_code == 5
-    assert "not accepted by STS GetCallerIdentity within 1 seconds" in result.stderr
+    assert "IAM did not accept the new key " in result.stderr
+    assert "within --verify-timeout 1 seconds" in result.stderr
+    assert "last answer: " in result.stderr and "InvalidClientTokenId" in result.stderr
+    assert "check --profile" not in result.stderr
     assert "was deleted again" in result.stderr
+    assert result.stderr.rstrip().endswith("; try a longer --verify-timeout")
+    assert credentials.read_bytes() == before
+    assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
+    assert journal_files(state_dir) == []
+
+
+def test_verify_failure_after_spare_deleted_says_it_stays_deleted(iam, bob, credentials, proxy,
+                                                                 state_dir):
+    before = install(credentials, COMMENTS_INI, bob)
+    spare = iam.create_access_key(UserName="Bob")["AccessKey"]["AccessKeyId"]
+    iam.update_access_key(UserName="Bob", AccessKeyId=spare, Status="Inactive")
+    proxy.add_rule(
+        "GetCallerIdentity",
+        times=None,
+        error=(403, "InvalidClientTokenId", "The security token is invalid"),
+        match=signed_by_new_key(bob.access_key_id),
+    )
+
+    result = run("rotate", "--profile", "work", "--delete-inactive-key", "--verify-timeout", "0")
+
+    assert result.exit_code == 5
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("keyrot: error:")]
+    assert line.startswith("keyrot: error: IAM did not accept the new key ")
+    assert " within --verify-timeout 0 seconds (1 attempts of STS GetCallerIdentity; last " \
+        "answer: " in line
+    assert "check --profile" not in line
+    assert "credentials were rejected" not in line
+    assert f"was deleted again, and the old key {bob.access_key_id} and [work] in " \
+        f"{credentials} are unchanged; the inactive key {spare}, deleted to make room, stays " \
+        "deleted; try a longer --verify-timeout" in line
     assert credentials.read_bytes() == before
     assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active"}
     assert journal_files(state_dir) == []
