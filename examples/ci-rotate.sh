@@ -8,8 +8,10 @@
 #   3. hand the new key to the secret store with `gh secret set` (only when KEYROT_HANDOFF=gh);
 #   4. deactivate the old key. It stays until the next run deletes it, so `keyrot activate` can
 #      bring it back if the new key breaks something.
-# The old key stays active until the new key is in the secret store. If the hand-off fails, the
-# new key is deactivated again, the old key keeps working, and the script exits 6.
+# The old key stays active until the new key is in the secret store. If the hand-off fails before
+# anything is stored, the new key is deactivated again, the old key keeps working, and the script
+# exits 6. If it fails after the key ID is stored, the store holds the new key ID beside the old
+# secret: both keys stay active, and the script exits 6 with the commands that undo the change.
 #
 # Variables:
 #   KEYROT_USER         IAM user whose key is rotated (required)
@@ -70,8 +72,9 @@ hand_off() {
         note "KEYROT_HANDOFF is not set: rehearsal, $new_key_id was not stored anywhere"
         return 0
     fi
-    gh secret set "$id_name" --body "$new_key_id" >&2 &&
-        gh secret set "$secret_name" <"$secret_file" >&2
+    # Status 1: nothing was stored. Status 2: the store holds the new key ID but not its secret.
+    gh secret set "$id_name" --body "$new_key_id" >&2 || return 1
+    gh secret set "$secret_name" <"$secret_file" >&2 || return 2
 }
 
 undo_new_key() {
@@ -83,6 +86,18 @@ undo_new_key() {
     fi
     fail 6 "storing the new key failed and deactivating it failed too: $new_key_id is active" \
         "but stored nowhere. Run: $keyrot deactivate --user $user $new_key_id"
+}
+
+# Storing the secret failed after the key ID was stored. Deactivating either key could break
+# whatever the store is made to hold next, so both stay active until a person puts it right.
+half_stored() {
+    local new_key_id=$1 old_key_id=$2
+    fail 6 "storing the new key failed half way: $id_name now holds the new key ID" \
+        "$new_key_id, while $secret_name still holds the secret of the old key $old_key_id" \
+        "(or is missing), so the stored pair does not work. Both keys stay active. The new" \
+        "secret was never logged and is gone, so undo, then run this script again: gh secret" \
+        "set $id_name --body $old_key_id && $keyrot deactivate --user $user $new_key_id" \
+        "(the next run deletes $new_key_id)"
 }
 
 main() {
@@ -102,7 +117,13 @@ main() {
     new_key_id=$(jq -er '.NewAccessKey.AccessKeyId' "$workdir/rotated.json")
     jq -er '.NewAccessKey.SecretAccessKey' "$workdir/rotated.json" >"$workdir/secret"
 
-    hand_off "$new_key_id" "$workdir/secret" || undo_new_key "$new_key_id" "$old_key_id"
+    local stored=0
+    hand_off "$new_key_id" "$workdir/secret" || stored=$?
+    case $stored in
+        0) ;;
+        1) undo_new_key "$new_key_id" "$old_key_id" ;;
+        *) half_stored "$new_key_id" "$old_key_id" ;;
+    esac
 
     if ! "$keyrot" deactivate --user "$user" "$old_key_id" --quiet --output json >/dev/null; then
         fail 6 "the new key $new_key_id is stored, but the old key $old_key_id is still active." \

@@ -24,12 +24,14 @@ SCRIPT = ROOT / "examples" / "ci-rotate.sh"
 BIN = Path(sys.executable).parent
 
 # A stand-in for the GitHub CLI: `gh secret set NAME --body VALUE` or `gh secret set NAME <file`
-# stores VALUE in $GH_STORE/NAME; GH_FAIL=1 makes it fail as gh does without a valid token.
+# stores VALUE in $GH_STORE/NAME; GH_FAIL=1 makes it fail as gh does without a valid token, and
+# GH_FAIL_NAME=NAME makes only the call that sets NAME fail.
 FAKE_GH = """#!/usr/bin/env bash
 set -euo pipefail
 [ "${GH_FAIL:-}" != 1 ] || { echo "HTTP 401: Bad credentials" >&2; exit 1; }
 [ "$1 $2" = "secret set" ] || { echo "fake gh: unexpected $*" >&2; exit 64; }
 name=$3
+[ "${GH_FAIL_NAME:-}" != "$name" ] || { echo "HTTP 502: Bad Gateway" >&2; exit 1; }
 if [ "${4:-}" = "--body" ]; then
     printf '%s' "$5" >"$GH_STORE/$name"
 else
@@ -138,7 +140,44 @@ def test_failed_handoff_keeps_old_key(iam, gh_store, ci_key):
     new = new_key_id(iam, "ci", {ci_key.access_key_id})
     assert statuses(iam, "ci") == {ci_key.access_key_id: "Active", new: "Inactive"}
     assert "storing the new key failed" in result.stderr
-    assert f"the old key {ci_key.access_key_id} is still active" in result.stderr
+    assert f"the old key {ci_key.access_key_id} is still active and still in the secret store" \
+        in result.stderr
+    assert list(gh_store.iterdir()) == []
+
+
+def test_half_stored_handoff_keeps_both_keys_and_undo_works(iam, moto_server, gh_store, ci_key):
+    (gh_store / "AWS_ACCESS_KEY_ID").write_text(ci_key.access_key_id)
+    (gh_store / "AWS_SECRET_ACCESS_KEY").write_text(ci_key.secret_access_key)
+
+    result = run_script(gh_store, KEYROT_USER="ci", KEYROT_HANDOFF="gh",
+                        GH_FAIL_NAME="AWS_SECRET_ACCESS_KEY")
+
+    assert result.returncode == 6
+    new = new_key_id(iam, "ci", {ci_key.access_key_id})
+    assert statuses(iam, "ci") == {ci_key.access_key_id: "Active", new: "Active"}
+    assert (gh_store / "AWS_ACCESS_KEY_ID").read_text() == new
+    assert (gh_store / "AWS_SECRET_ACCESS_KEY").read_text() == ci_key.secret_access_key
+    assert "is still in the secret store" not in result.stderr
+    assert f"storing the new key failed half way: AWS_ACCESS_KEY_ID now holds the new key ID " \
+        f"{new}, while AWS_SECRET_ACCESS_KEY still holds the secret of the old key " \
+        f"{ci_key.access_key_id} (or is missing), so the stored pair does not work. Both keys " \
+        "stay active." in result.stderr
+    undo = (f"gh secret set AWS_ACCESS_KEY_ID --body {ci_key.access_key_id} && keyrot "
+            f"deactivate --user ci {new}")
+    assert undo in result.stderr
+
+    tools = gh_store.parent / "tools"
+    environment = {**os.environ, "GH_STORE": str(gh_store),
+                   "PATH": os.pathsep.join([str(tools), str(BIN), os.environ["PATH"]])}
+    subprocess.run(["bash", "-c", undo], env=environment, check=True, capture_output=True,
+                   timeout=60)
+    assert caller_arn(moto_server, (gh_store / "AWS_ACCESS_KEY_ID").read_text(),
+                      ci_key.secret_access_key).endswith(":user/ci")
+    again = run_script(gh_store, KEYROT_USER="ci", KEYROT_HANDOFF="gh")
+
+    assert again.returncode == 0, again.stderr
+    stored_id = (gh_store / "AWS_ACCESS_KEY_ID").read_text()
+    assert statuses(iam, "ci") == {ci_key.access_key_id: "Inactive", stored_id: "Active"}
 
 
 def test_failed_handoff_then_retry(iam, gh_store, ci_key):
