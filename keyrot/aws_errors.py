@@ -52,16 +52,19 @@ ROOT_USER_HINT = (
 
 
 @contextmanager
-def translated(action: str, *, user_name: str | None = None) -> Iterator[None]:
+def translated(
+    action: str, *, user_name: str | None = None, denied_hint: str | None = None
+) -> Iterator[None]:
     """Run the block, re-raising any botocore failure as the KeyrotError for its exit status.
 
     action names what was being done, such as "list access keys of user Bob", and starts every
-    message.
+    message. denied_hint names another cause of an access-denied answer besides a missing
+    permission, such as a role's trust policy.
     """
     try:
         yield
     except boto_errors.ClientError as error:
-        raise _from_client_error(action, error, user_name) from None
+        raise _from_client_error(action, error, user_name, denied_hint) from None
     except boto_errors.BotoCoreError as error:
         raise _from_botocore_error(action, error) from None
     except (ResponseParserError, KeyError):
@@ -75,7 +78,8 @@ def translated(action: str, *, user_name: str | None = None) -> Iterator[None]:
 
 
 def _from_client_error(
-    action: str, error: boto_errors.ClientError, user_name: str | None
+    action: str, error: boto_errors.ClientError, user_name: str | None,
+    denied_hint: str | None = None,
 ) -> KeyrotError:
     details = error.response.get("Error", {})
     code = str(details.get("Code", "Unknown"))
@@ -96,7 +100,8 @@ def _from_client_error(
     if code in CREDENTIAL_CODES:
         return CredentialsError(f"{summary}; the credentials were rejected: {CREDENTIALS_HINT}")
     if code in ACCESS_DENIED_CODES:
-        return CredentialsError(f"{summary}; the caller lacks the IAM permission for this")
+        hint = f", or {denied_hint}" if denied_hint else ""
+        return CredentialsError(f"{summary}; the caller lacks the IAM permission for this{hint}")
     if code in THROTTLING_CODES:
         return AwsRequestError(
             f"{summary} after {retries + 1} attempts; AWS is throttling requests, try again "

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ OTHER_ACCOUNT = "111111111111"
 THIRD_ACCOUNT = "222222222222"
 ROLE_NAME = "KeyAuditor"
 CONTENT_PATTERN = re.compile(rb"<Content>([^<]*)</Content>")
+GENERATED_TIME_PATTERN = re.compile(rb"<GeneratedTime>[^<]*</GeneratedTime>")
 KEYROT = shutil.which("keyrot", path=str(Path(sys.executable).parent)) or "keyrot"
 
 
@@ -86,3 +88,17 @@ def keyrot_on_terminal(answer: str, *arguments: str) -> subprocess.CompletedProc
     finally:
         os.close(follower)
         os.close(leader)
+
+
+def generated_time_rewrite(moment: datetime) -> Callable[[bytes], bytes]:
+    """Return a proxy rewrite for GetCredentialReport that sets its GeneratedTime to moment."""
+    stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+
+    def rewrite(body: bytes) -> bytes:
+        rewritten, count = GENERATED_TIME_PATTERN.subn(
+            b"<GeneratedTime>" + stamp + b"</GeneratedTime>", body
+        )
+        assert count == 1, body
+        return rewritten
+
+    return rewrite

@@ -19,6 +19,7 @@ from fleet_support import (
     ROLE_NAME,
     THIRD_ACCOUNT,
     account_iam,
+    generated_time_rewrite,
     report_rewrite,
     state_rewrite,
     use_key,
@@ -328,7 +329,54 @@ def test_audit_skips_account_without_role(moto_server, proxy):
     assert [key["UserName"] for key in document["AccessKeys"]] == ["Olga"]
     assert [failure["Account"] for failure in document["FailedAccounts"]] == [THIRD_ACCOUNT]
     assert f"account {THIRD_ACCOUNT}: assume role" in result.stderr
-    assert "1 of 2 accounts were not audited" in result.stderr
+    assert "keyrot: error: 1 of 2 accounts was not audited" in result.stderr
+    role = f"arn:aws:iam::{THIRD_ACCOUNT}:role/{ROLE_NAME}"
+    assert (f"the caller lacks the IAM permission for this, or the trust policy of role {role} "
+            "does not trust the caller arn:aws:sts::123456789012:user/moto") in result.stderr
+
+
+def test_audit_of_one_unassumable_account_counts_it_in_the_singular(moto_server, proxy):
+    proxy.add_rule("AssumeRole", times=None, error=(403, "AccessDenied", "not authorized"))
+
+    result = run("audit", "--accounts", OTHER_ACCOUNT, "--role-name", ROLE_NAME)
+
+    assert result.exit_code == 4
+    assert "keyrot: error: 1 of 1 account was not audited" in result.stderr.splitlines()
+
+
+def test_one_breaking_key_is_counted_in_the_singular(iam, proxy):
+    create_user_with_keys(iam, "Bob", 1)
+    proxy.add_rule("GetCredentialReport", rewrite=generated_time_rewrite(datetime.now(UTC)))
+
+    result = run("audit", "--older-than", "0")
+
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        "keyrot: 1 of 1 access key breaks the policy (older than 0 days or unused for 30 days)"
+    ]
+
+
+def test_audit_warns_of_a_report_over_an_hour_old(seeded, proxy):
+    generated = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2, minutes=1)
+    proxy.add_rule("GetCredentialReport", rewrite=generated_time_rewrite(generated))
+
+    result = run("audit", "--output", "json")
+
+    assert result.exit_code == 0
+    stamp = generated.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (f"keyrot: warning: the credential report of account 123456789012 was generated "
+            f"at {stamp} (2 hours ago), so key statuses and last use may lag behind "
+            "IAM") in result.stderr.splitlines()
+
+
+def test_audit_does_not_warn_of_a_fresh_report(seeded, proxy):
+    generated = datetime.now(UTC) - timedelta(minutes=50)
+    proxy.add_rule("GetCredentialReport", rewrite=generated_time_rewrite(generated))
+
+    result = run("audit", "--output", "json")
+
+    assert result.exit_code == 0
+    assert "warning" not in result.stderr
 
 
 def test_audit_accounts_file(moto_server, tmp_path):
@@ -395,7 +443,9 @@ def test_progress_shows_on_terminal(seeded):
     assert "waiting for the IAM credential report" in terminal
 
 
-def test_no_progress_without_terminal(seeded):
+def test_no_progress_without_terminal(seeded, proxy):
+    proxy.add_rule("GetCredentialReport", rewrite=generated_time_rewrite(datetime.now(UTC)))
+
     result = run("audit", "--output", "json")
 
     assert result.exit_code == 0

@@ -366,6 +366,8 @@ def test_unassumable_account_is_skipped(moto_server, proxy):
     assert document["Summary"] == {"done": 1}
     assert [failure["Account"] for failure in document["FailedAccounts"]] == [THIRD_ACCOUNT]
     assert f"skipped account {THIRD_ACCOUNT}" in result.stderr
+    assert ("deactivate --all-users finished with 0 failed keys and 1 skipped account; run it "
+            "again to retry them") in result.stderr
     iam_other = account_iam(moto_server.url, OTHER_ACCOUNT)
     assert statuses(iam_other, "Olga") == {olga[0].access_key_id: "Inactive"}
 

@@ -76,11 +76,13 @@ def audit(
         )
     result = FleetAudit(request, [run.value for run in runs.results], runs.failures)
     _show(options, result, only_breaking=only_breaking, show_account=bool(accounts.account_ids))
+    _warn_of_stale_reports(options, result)
     _raise_for_failed_accounts(result)
 
 
 def _show(options: CommonOptions, result: FleetAudit, *, only_breaking: bool,
           show_account: bool) -> None:
+    from keyrot.fleet import counted
     from keyrot.fleet.audit import BREAKS_POLICY
     from keyrot.fleet.render import audit_row, audit_table, summary_tables
 
@@ -102,18 +104,36 @@ def _show(options: CommonOptions, result: FleetAudit, *, only_breaking: bool,
             output.table(table)
 
     breaking = summary.by_state[BREAKS_POLICY]
-    output.note(f"{breaking} of {summary.keys} access keys break the policy "
+    verb = "breaks" if breaking == 1 else "break"
+    output.note(f"{breaking} of {counted(summary.keys, 'access key')} {verb} the policy "
                 f"({result.request.policy.describe()})")
+
+
+def _warn_of_stale_reports(options: CommonOptions, result: FleetAudit) -> None:
+    from keyrot.fleet import counted
+    from keyrot.models import iso_utc
+
+    output = options.writer()
+    for account in result.stale_reports():
+        assert account.report_generated is not None
+        hours = int((result.request.now - account.report_generated).total_seconds() // 3600)
+        output.warn(
+            f"the credential report of account {account.account} was generated at "
+            f"{iso_utc(account.report_generated)} ({counted(hours, 'hour')} ago), so key "
+            "statuses and last use may lag behind IAM"
+        )
 
 
 def _raise_for_failed_accounts(result: FleetAudit) -> None:
     from keyrot.errors import KeyrotError
+    from keyrot.fleet import counted
 
     if not result.failures:
         return
+    total = len(result.failures) + len(result.accounts)
+    verb = "was" if len(result.failures) == 1 else "were"
     error = KeyrotError(
-        f"{len(result.failures)} of {len(result.failures) + len(result.accounts)} accounts were "
-        "not audited",
+        f"{len(result.failures)} of {counted(total, 'account')} {verb} not audited",
         details=[f"account {failure.account_id}: {failure.message}"
                  for failure in result.failures],
     )

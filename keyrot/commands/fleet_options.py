@@ -272,10 +272,11 @@ def _unmatched_refusal(run: BulkRun) -> KeyrotError:
 
 def _confirm(options: CommonOptions, run: BulkRun) -> None:
     from keyrot.errors import SafetyRefusal
+    from keyrot.fleet import counted
 
     count = len(run.with_result("planned"))
     accounts = len({key.account for key in run.keys})
-    scope = f"{count} access keys in {accounts} account{'s' if accounts != 1 else ''}"
+    scope = f"{counted(count, 'access key')} in {counted(accounts, 'account')}"
     if options.assume_yes:
         return
     confirm = options.confirmer()
@@ -309,6 +310,7 @@ def _show_outcome(output: Output, options: CommonOptions, run: BulkRun, *, show_
 
 def _raise_for_failures(run: BulkRun) -> None:
     from keyrot.errors import KeyrotError, PartialFailure
+    from keyrot.fleet import counted
 
     failed = run.with_result("failed")
     if not failed and not run.failures:
@@ -317,8 +319,9 @@ def _raise_for_failures(run: BulkRun) -> None:
     details = [f"failed: {key.label}: {key.detail}" for key in failed]
     details += [f"skipped account {failure.account_id}: {failure.message}"
                 for failure in run.failures]
-    summary = (f"{run.request.action} --all-users finished with {len(failed)} failed keys and "
-               f"{len(run.failures)} skipped accounts; run it again to retry them")
+    summary = (f"{run.request.action} --all-users finished with "
+               f"{counted(len(failed), 'failed key')} and "
+               f"{counted(len(run.failures), 'skipped account')}; run it again to retry them")
     if run.with_result("done"):
         raise PartialFailure(summary, details=details)
 

@@ -100,8 +100,10 @@ def role_arn(caller_arn: str, account_id: str, role_name: str) -> str:
 def assume_role(service: IamService, account_id: str, role_name: str, session_name: str
                 ) -> IamService:
     """Assume role_name in account_id and return a service signed with the temporary keys."""
-    arn = role_arn(service.caller().arn, account_id, role_name)
-    with translated(f"assume role {arn}"):
+    caller_arn = service.caller().arn
+    arn = role_arn(caller_arn, account_id, role_name)
+    trust = f"the trust policy of role {arn} does not trust the caller {caller_arn}"
+    with translated(f"assume role {arn}", denied_hint=trust):
         response = service.sts_client.assume_role(RoleArn=arn, RoleSessionName=session_name)
     credentials = response["Credentials"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from keyrot.errors import NotFoundError
@@ -28,6 +28,8 @@ COMPLIANT = "compliant"
 BREAKS_POLICY = "breaks-policy"
 INACTIVE = "inactive"
 STATES = (COMPLIANT, BREAKS_POLICY, INACTIVE)
+# A credential report older than this gets a warning: IAM reuses one for up to four hours.
+REPORT_LAG_WARNING = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,14 @@ class FleetAudit:
     @property
     def keys(self) -> list[AuditedKey]:
         return [key for account in self.accounts for key in account.keys]
+
+    def stale_reports(self) -> list[AccountAudit]:
+        """Return the accounts whose credential report is more than REPORT_LAG_WARNING old."""
+        return [
+            account for account in self.accounts
+            if account.report_generated is not None
+            and self.request.now - account.report_generated > REPORT_LAG_WARNING
+        ]
 
     def summary(self) -> AuditSummary:
         keys = self.keys

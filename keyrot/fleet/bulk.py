@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from keyrot.errors import EXIT_INTERRUPTED, KeyrotError, NotFoundError
+from keyrot.fleet import counted
 from keyrot.fleet.accounts import AccountFailure
 from keyrot.fleet.policy import UNUSED_FOR, KeyPolicy, full_days
 from keyrot.fleet.progress import ProgressReporter
@@ -338,7 +339,7 @@ def _interrupted(
     done = [key for key in keys if key.result == DONE]
     return Interrupted(
         f"interrupted: {request.action} --all-users stopped after {len(done)} of "
-        f"{len(futures)} keys; keys not listed below were not changed",
+        f"{counted(len(futures), 'key')}; keys not listed below were not changed",
         details=[f"{PAST_TENSE[request.action]}: {key.label}" for key in done],
     )
 
