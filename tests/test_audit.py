@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,17 @@ def test_audit_table_output(seeded):
     assert "(not listed)" in result.stdout
     assert "Summary" in result.stdout
     assert "Access keys by age" in result.stdout
+    assert re.search(rf"{seeded['Bob'][0].access_key_id}\s+Active\s+0d\s+never\s+old\n",
+                     result.stdout)
+    assert "Policy: old = older-than (as in JSON and text output)" in result.stdout
+
+
+def test_audit_table_has_no_caption_when_no_key_breaks_the_policy(seeded):
+    result = run("audit", "--older-than", "1000", "--unused-for", "1000")
+
+    assert result.exit_code == 0, result.stderr
+    assert "compliant" in result.stdout
+    assert "as in JSON and text output" not in result.stdout
 
 
 def test_audit_empty_account():

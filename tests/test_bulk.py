@@ -382,6 +382,21 @@ def test_table_shows_account_column(moto_server):
     assert re.search(rf"{OTHER_ACCOUNT}\s+Olga", result.stdout)
 
 
+def test_table_caption_names_the_short_limit_labels_at_80_columns(moto_server, monkeypatch):
+    create_user_with_keys(account_iam(moto_server.url, OTHER_ACCOUNT), "Olga", 1)
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = run("deactivate", "--all-users", "--older-than", "0", "--unused-for", "0",
+                 "--dry-run", "--accounts", OTHER_ACCOUNT, "--role-name", ROLE_NAME)
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert re.search(rf"{OTHER_ACCOUNT}\s+Olga\s+\S+\s+0d\s+never\s+old,", result.stdout)
+    assert ("Breaks: old = older-than, unused = unused-for (as in JSON and text output)"
+            in [line.strip() for line in lines])
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["deactivate", "--all-users", "--older-than", "1", "--user", "Bob"],
      "cannot be combined with --user"),

@@ -17,7 +17,8 @@ from keyrot.models import LastUse, iso_utc
 NO_ID = "(not listed)"
 STATE_STYLES = {COMPLIANT: "green", BREAKS_POLICY: "bold red"}
 RESULT_STYLES = {DONE: "green", FAILED: "bold red", PLANNED: "yellow"}
-# Short table labels for the limits a key breaks; JSON and text output use the full names.
+# Short table labels for the limits a key breaks, so that a table with an Account column still
+# fits 80 columns; JSON and text output use the full names, which the table caption gives.
 BREACH_LABELS = {OLDER_THAN: "old", UNUSED_FOR: "unused"}
 
 
@@ -44,6 +45,7 @@ def audit_table(title: str, keys: Sequence[AuditedKey], *, show_account: bool) -
         table.add_row(*([key.account] if show_account else []), *cells)
     if not keys:
         table.add_row(*([""] if show_account else []), "(no access keys)", "", "", "", "", "")
+    table.caption = _breach_caption("Policy", [key.breaches for key in keys])
     return table
 
 
@@ -101,7 +103,17 @@ def bulk_table(title: str, keys: Sequence[BulkKey], *, show_account: bool) -> Ta
             Text(_result_text(key), style=RESULT_STYLES.get(key.result, "")),
         ]
         table.add_row(*([key.account] if show_account else []), *cells)
+    table.caption = _breach_caption("Breaks", [key.breaches for key in keys])
     return table
+
+
+def _breach_caption(column: str, breaches: Sequence[tuple[str, ...]]) -> str | None:
+    """Return a caption naming the short labels used in column, or None if none shows."""
+    shown = [breach for breach in BREACH_LABELS if any(breach in found for found in breaches)]
+    if not shown:
+        return None
+    labels = ", ".join(f"{BREACH_LABELS[breach]} = {breach}" for breach in shown)
+    return f"{column}: {labels} (as in JSON and text output)"
 
 
 def _breach_text(breaches: tuple[str, ...]) -> str:
@@ -145,5 +157,5 @@ def _status_style(status: str) -> str:
 
 
 def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                 collapse_padding=True)
+    return Table(title=title, title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD,
+                 pad_edge=False, collapse_padding=True)
