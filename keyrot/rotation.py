@@ -181,6 +181,7 @@ def _plan(
         before=before,
         profile_flag=local.profile_flag,
         rerun_command=local.rerun_command,
+        connection_flags=local.connection_flags,
     )
 
 
@@ -241,6 +242,7 @@ def _two_active_refusal(
         f"{subject.label} has two active access keys, the most IAM allows, so keyrot cannot "
         "create a new one and will not retire an active key on its own. Nothing was changed; "
         f"deactivate the key that is no longer used (keyrot deactivate{signer}"
+        f"{request.connection_flags()}"
         f"{subject.command_flag()} ACCESS_KEY_ID), then run keyrot rotate again",
         details=key_listing(keys),
     )
@@ -539,7 +541,8 @@ def roll_back(
                 f"orphan key: {key_id} of {plan.subject.label} (its secret is in the recovery "
                 f"journal {journal.journal_path(plan.scope)}, and nowhere else)",
                 f"old key: {plan.old_key.access_key_id}, unchanged and still active",
-                f"to finish: aws iam delete-access-key{plan.profile_flag}{user_option} "
+                f"to finish: aws iam delete-access-key{plan.profile_flag}"
+                f"{plan.connection_flags}{user_option} "
                 f"--access-key-id {key_id}, or run {plan.rerun_command} to roll back",
             ],
         ) from None

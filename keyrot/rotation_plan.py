@@ -65,10 +65,21 @@ class RotationRequest:
     dry_run: bool
     verify_timeout: float
     mfa_code: str | None
+    region_option: str | None = None
+    endpoint_url_option: str | None = None
 
     @property
     def profile(self) -> str:
         return self.profile_option or os.environ.get("AWS_PROFILE") or "default"
+
+    def connection_flags(self) -> str:
+        """Return --region and --endpoint-url as given, for the commands keyrot suggests."""
+        flags = ""
+        if self.region_option:
+            flags += f" --region {shlex.quote(self.region_option)}"
+        if self.endpoint_url_option:
+            flags += f" --endpoint-url {shlex.quote(self.endpoint_url_option)}"
+        return flags
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,9 @@ class LocalState:
     destination: Destination
     scope: str
     own_key_id: str | None
-    profile_flag: str
+    profile_flag: str  # --profile as the suggested commands repeat it, or ""
     rerun_command: str  # the rotate command that finds this rotation's journal again
+    connection_flags: str = ""  # --region and --endpoint-url as given, or ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class RotationPlan:
     before: list[AccessKey]
     profile_flag: str
     rerun_command: str
+    connection_flags: str = ""
 
     def finish_command(self) -> str:
         """Return the command that retires the old key by hand."""
@@ -103,12 +116,13 @@ class RotationPlan:
         user = self.subject.command_flag()
         if self.retire == "delete":
             user_option = f" --user-name {self.subject.user_name}" if self.subject.user_name else ""
-            profile = self.profile_flag
-            return f"aws iam delete-access-key{profile}{user_option} --access-key-id {key_id}"
+            options = f"{self.profile_flag}{self.connection_flags}{user_option}"
+            return f"aws iam delete-access-key{options} --access-key-id {key_id}"
         # Without a profile, a self-rotation's finishing command may be signed with the old key
         # itself (still in the environment variables), which deactivate refuses without --force.
         force = " --force" if self.self_rotation and not self.profile_flag else ""
-        return f"keyrot deactivate{self.profile_flag}{user}{force} {key_id}"
+        options = f"{self.profile_flag}{self.connection_flags}{user}{force}"
+        return f"keyrot deactivate{options} {key_id}"
 
 
 @dataclass(frozen=True)
@@ -195,10 +209,12 @@ def _state_for_user(request: RotationRequest) -> LocalState:
         destination = OutputDestination()
     assert request.user_name is not None
     signer = f" --profile {shlex.quote(request.profile_option)}" if request.profile_option else ""
-    rerun = (f"keyrot rotate{signer} --user {request.user_name}"
+    connection = request.connection_flags()
+    rerun = (f"keyrot rotate{signer}{connection} --user {request.user_name}"
              f"{_destination_options(destination)}")
     return LocalState(destination=destination, scope=f"user:{request.user_name}",
-                      own_key_id=None, profile_flag="", rerun_command=rerun)
+                      own_key_id=None, profile_flag=signer, rerun_command=rerun,
+                      connection_flags=connection)
 
 
 def _state_for_environment(request: RotationRequest) -> LocalState:
@@ -211,9 +227,12 @@ def _state_for_environment(request: RotationRequest) -> LocalState:
     if request.destination is None and not request.secret_output:
         raise SafetyRefusal(_environment_key_message(key_id))
     destination = request.destination or OutputDestination()
+    connection = request.connection_flags()
     return LocalState(destination=destination, scope=f"key:{key_id}", own_key_id=key_id,
                       profile_flag="",
-                      rerun_command=f"keyrot rotate{_destination_options(destination)}")
+                      rerun_command=(f"keyrot rotate{connection}"
+                                     f"{_destination_options(destination)}"),
+                      connection_flags=connection)
 
 
 def _environment_key_message(key_id: str) -> str:
@@ -275,7 +294,8 @@ def _state_for_profile(request: RotationRequest) -> LocalState:
         scope=f"profile:{found.path.resolve()}:{found.section}",
         own_key_id=found.access_key_id,
         profile_flag=profile_flag,
-        rerun_command=f"keyrot rotate{profile_flag}",
+        rerun_command=f"keyrot rotate{profile_flag}{request.connection_flags()}",
+        connection_flags=request.connection_flags(),
     )
 
 

@@ -226,6 +226,7 @@ def _recovery_plan(
         before=before,
         profile_flag=local.profile_flag,
         rerun_command=local.rerun_command,
+        connection_flags=local.connection_flags,
     )
 
 

@@ -320,3 +320,26 @@ def test_two_active_keys_after_keep_old_exit_5_at_once(iam, bob, proxy, tmp_path
     assert f"\n  {new_id}  Active  created 20" in result.stderr
     assert not CHANGES & set(proxy.actions())
     assert key_statuses(iam, "Bob") == {bob.access_key_id: "Active", new_id: "Active"}
+
+
+def test_retire_failure_commands_keep_connection_options(iam, bob, credentials, proxy, tmp_path):
+    install(credentials, COMMENTS_INI, bob)
+    carol = create_user_with_keys(iam, "Carol", 1)[0]
+    env_file = tmp_path / "carol.env"
+    connection = ["--profile", "work", "--region", "us-east-1", "--endpoint-url", proxy.url]
+    failing = proxy.fail("UpdateAccessKey", 403, "AccessDenied", "not allowed", times=None)
+
+    result = run("rotate", *connection, "--user", "Carol", "--env-file", str(env_file))
+
+    assert result.exit_code == 6
+    [new_id] = [key for key in key_statuses(iam, "Carol") if key != carol.access_key_id]
+    flags = " ".join(connection)
+    finish = f"keyrot deactivate {flags} --user Carol {carol.access_key_id}"
+    assert f"to finish: {finish}, or run keyrot rotate {flags} --user Carol --env-file " \
+        f"{env_file}, which finds the journal" in result.stderr
+
+    failing.times = 0
+    done = run(*finish.split()[1:])
+
+    assert done.exit_code == 0, done.stderr
+    assert key_statuses(iam, "Carol") == {carol.access_key_id: "Inactive", new_id: "Active"}

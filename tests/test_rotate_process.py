@@ -248,3 +248,17 @@ def test_ctrl_c_into_new_destination_rolls_back(iam, bob, aws_environment, tmp_p
     assert new_id not in (bob.access_key_id, interrupted)
     assert key_statuses(iam, "Bob") == {bob.access_key_id: "Inactive", new_id: "Active"}
     assert journal_files(state_dir) == []
+
+
+def test_ctrl_c_rerun_command_keeps_connection_options(iam, bob, proxy, state_dir):
+    connection = ["--profile", "work", "--region", "us-east-1", "--endpoint-url", proxy.url]
+    stderr = interrupt_during_verify(proxy, bob, *connection)
+
+    rerun = f"keyrot rotate {' '.join(connection)}"
+    assert f"; run {rerun} to finish or roll back this rotation" in stderr
+
+    result = run(*rerun.split()[1:])
+
+    assert result.exit_code == 0, result.stderr
+    assert "rolled back an interrupted rotation of Bob" in result.stderr
+    assert journal_files(state_dir) == []

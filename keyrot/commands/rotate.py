@@ -128,6 +128,8 @@ def _request(
         dry_run=options.dry_run,
         verify_timeout=verify_timeout,
         mfa_code=options.mfa_code,
+        region_option=options.region,
+        endpoint_url_option=options.endpoint_url,
     )
 
 
