@@ -10,7 +10,7 @@
 #      bring it back if the new key breaks something.
 # The old key stays active until the new key is in the secret store. If the hand-off fails before
 # anything is stored, the new key is deactivated again, the old key keeps working, and the script
-# exits 6. If it fails after the key ID is stored, the store holds the new key ID beside the old
+# exits 6. If it fails after the key ID is stored, the store contains the new key ID beside the old
 # secret: both keys stay active, and the script exits 6 with the commands that undo the change.
 #
 # Variables:
@@ -72,7 +72,7 @@ hand_off() {
         note "KEYROT_HANDOFF is not set: rehearsal, $new_key_id was not stored anywhere"
         return 0
     fi
-    # Status 1: nothing was stored. Status 2: the store holds the new key ID but not its secret.
+    # Status 1: nothing was stored. Status 2: the store contains the new key ID but not its secret.
     gh secret set "$id_name" --body "$new_key_id" >&2 || return 1
     gh secret set "$secret_name" <"$secret_file" >&2 || return 2
 }

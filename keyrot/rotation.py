@@ -478,7 +478,7 @@ def verify_new_key(
 
 
 class NewKeyNotAccepted(SafetyRefusal):
-    """The new key was still rejected when --verify-timeout ran out; advice says what to do."""
+    """The new key was still rejected when --verify-timeout ran out; advice names the next step."""
 
     def __init__(self, reason: str, *, advice: str) -> None:
         super().__init__(f"{reason}; {advice}")

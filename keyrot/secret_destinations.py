@@ -111,8 +111,8 @@ class EnvFileDestination:
 
     Saving replaces the AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY lines (appending any that
     are missing), drops session token lines, and keeps every other line as it was. A symbolic
-    link is written through to its target, as the credentials file is; the target keeps its
-    permission bits (a new file gets 0600), with a warning when others can read it.
+    link is written through to its target, as the credentials file is. The target keeps its
+    permission bits, and a new file gets 0600; a warning names a file that others can read.
     """
 
     path: Path
