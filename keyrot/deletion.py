@@ -2,8 +2,8 @@
 
 Deleting cannot be undone, so only Inactive keys are deleted unless the request forces it; an
 Active key is usually still in use somewhere. Deleting the key that signs the requests locks
-its credentials out for good, so it needs the request's force or a yes at a prompt, as
-deactivating it does; it is deleted last, because no request can be signed with it afterwards.
+its credentials out for good. Like deactivating it, it therefore needs force or a yes at a
+prompt. It is deleted last, because no request can be signed with it afterwards.
 """
 
 from __future__ import annotations
