@@ -372,6 +372,19 @@ def test_unassumable_account_is_skipped(moto_server, proxy):
     assert statuses(iam_other, "Olga") == {olga[0].access_key_id: "Inactive"}
 
 
+def test_exclusion_is_not_blamed_when_no_account_could_be_read(moto_server, proxy):
+    proxy.add_rule("AssumeRole", times=None, error=(403, "AccessDenied", "not authorized"))
+
+    result = run("deactivate", "--all-users", "--older-than", "0", "--yes",
+                 "--exclude-user", "break-glass-*", "--accounts", THIRD_ACCOUNT,
+                 "--role-name", ROLE_NAME)
+
+    assert result.exit_code == 4
+    assert ("deactivate --all-users finished with 0 failed keys and 1 skipped account"
+            in result.stderr)
+    assert "matched no user" not in result.stderr
+
+
 def test_table_shows_account_column(moto_server):
     create_user_with_keys(account_iam(moto_server.url, OTHER_ACCOUNT), "Olga", 1)
 

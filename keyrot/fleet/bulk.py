@@ -185,7 +185,10 @@ def matched_exclusions(users: tuple[ReportUser, ...], request: BulkRequest) -> f
 
 
 def unmatched_exclusions(plans: list[AccountPlan], request: BulkRequest) -> tuple[str, ...]:
-    """Return the --exclude-user patterns that match no user in any of the planned accounts."""
+    """Return the --exclude-user patterns that match no user in any of the planned accounts
+    (none when no account was planned, as nothing changes then)."""
+    if not plans:
+        return ()
     matched = frozenset().union(*(plan.matched_exclusions for plan in plans))
     return tuple(pattern for pattern in request.excluded_users if pattern not in matched)
 
