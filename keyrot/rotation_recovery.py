@@ -62,7 +62,7 @@ def recover(
     reporter = interaction.reporter
     keys = iam.list_keys(entry.user_name)
     if entry.stage == "creating":
-        _recover_before_create(entry, subject, keys, interaction)
+        _recover_before_create(entry, subject, keys, local, interaction)
         return None
 
     destination = destination_from_record(entry.destination)
@@ -100,7 +100,7 @@ def preview_recovery(
     if entry.stage == "creating":
         unknown = _unknown_keys(entry, keys)
         if unknown:
-            raise _unknown_key_refusal(entry, subject, unknown)
+            raise _unknown_key_refusal(entry, subject, unknown, local)
         interaction.reporter.note(f"{found} that stopped before IAM created a key; a real run "
                                   "removes the journal, with nothing to undo")
         return RecoveryPreview(report=None)
@@ -153,7 +153,11 @@ def _preview_finish(
 
 
 def _recover_before_create(
-    entry: journal.Journal, subject: Subject, keys: list[AccessKey], interaction: Interaction
+    entry: journal.Journal,
+    subject: Subject,
+    keys: list[AccessKey],
+    local: LocalState,
+    interaction: Interaction,
 ) -> None:
     unknown = _unknown_keys(entry, keys)
     journal.remove(entry.scope)
@@ -163,7 +167,7 @@ def _recover_before_create(
             "nothing to undo"
         )
         return
-    raise _unknown_key_refusal(entry, subject, unknown)
+    raise _unknown_key_refusal(entry, subject, unknown, local)
 
 
 def _unknown_keys(entry: journal.Journal, keys: list[AccessKey]) -> list[AccessKey]:
@@ -171,9 +175,10 @@ def _unknown_keys(entry: journal.Journal, keys: list[AccessKey]) -> list[AccessK
 
 
 def _unknown_key_refusal(
-    entry: journal.Journal, subject: Subject, unknown: list[AccessKey]
+    entry: journal.Journal, subject: Subject, unknown: list[AccessKey], local: LocalState
 ) -> SafetyRefusal:
     user_option = f" --user-name {subject.user_name}" if subject.user_name else ""
+    options = f"{local.profile_flag}{local.connection_flags}{user_option}"
     return SafetyRefusal(
         f"an earlier rotation of {subject.label} was interrupted while IAM created a key, so "
         "that key's secret was never stored; nothing was changed now",
@@ -182,7 +187,7 @@ def _unknown_key_refusal(
               f"{iso_utc(key.create_date)}; the interrupted rotation started at "
               f"{entry.started_at}" for key in unknown],
             "if that key is the one keyrot created, it cannot be used; delete it with "
-            f"aws iam delete-access-key{user_option} --access-key-id {unknown[0].access_key_id}, "
+            f"aws iam delete-access-key{options} --access-key-id {unknown[0].access_key_id}, "
             "then run keyrot rotate again",
         ],
     )

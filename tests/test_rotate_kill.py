@@ -96,7 +96,8 @@ def test_kill_during_create_reports_unknown_key(bob, aws_environment, proxy, mot
     assert result.exit_code == 5
     assert "interrupted while IAM created a key" in result.stderr
     assert f"unknown key: {orphan}" in result.stderr
-    assert f"--access-key-id {orphan}" in result.stderr
+    assert f"aws iam delete-access-key --profile work --user-name Bob --access-key-id {orphan}" \
+        in result.stderr
     assert bob_keys(credentials, moto_server.url) == keys
     assert file_key_works(credentials, moto_server.url)
 
