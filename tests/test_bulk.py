@@ -171,6 +171,21 @@ def test_exclusion_that_matches_no_user_is_an_error_in_the_plan(iam, seeded):
     assert "--exclude-user nobody matched no user in any account" in result.stderr
 
 
+def test_several_unmatched_exclusions_are_all_named(iam, seeded):
+    result = run("deactivate", "--all-users", "--older-than", "0", "--yes",
+                 "--exclude-user", "nobody", "--exclude-user", "x*")
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "keyrot: error: --exclude-user nobody, --exclude-user x* matched no user in any "
+        "account, so they would protect no key; nothing was deactivated. Fix the patterns "
+        "(names match ignoring case) or drop them",
+        "  no user matched: nobody",
+        "  no user matched: x*",
+    ]
+    assert set(statuses(iam, *ALL_USERS).values()) == {"Active"}
+
+
 def test_exclude_user_help_describes_patterns_and_case():
     result = run("delete", "--help")
 

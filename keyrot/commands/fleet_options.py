@@ -263,7 +263,8 @@ def _unmatched_refusal(run: BulkRun) -> KeyrotError:
     one = len(patterns) == 1
     named = ", ".join(f"--exclude-user {pattern}" for pattern in patterns)
     return InvalidInputError(
-        f"{named} matched no user in any account, so it would protect no key; nothing was "
+        f"{named} matched no user in any account, so {'it' if one else 'they'} would protect "
+        f"no key; nothing was "
         f"{run.request.action}d. Fix the {'pattern' if one else 'patterns'} (names match "
         f"ignoring case) or drop {'it' if one else 'them'}",
         details=[f"no user matched: {pattern}" for pattern in patterns],
