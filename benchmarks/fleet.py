@@ -17,7 +17,7 @@ account audited in the last four hours.
 Usage: python benchmarks/fleet.py [--users 1000] [--rounds 2] [--write-docs]
 
 A run with --rounds 3 took about 5 minutes on a 2-CPU machine, most of it in the sequential
-script; the default of 2 rounds should take about two thirds of that (an estimate).
+script. The default of 2 rounds should take about two thirds of that (an estimate).
 """
 
 from __future__ import annotations

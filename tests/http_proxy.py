@@ -2,7 +2,7 @@
 
 Tests point keyrot's --endpoint-url (or AWS_ENDPOINT_URL) at the proxy. Every request is recorded
 with its API action, form parameters and signing access key ID. Rules, matched in the order they
-were added, can answer with an AWS error, delay a request, hold it until the test releases it, or
+were added, can respond with an AWS error, delay a request, hold it until the test releases it, or
 rewrite the upstream response body. Requests that no rule matches pass through unchanged.
 
     with FaultProxy(moto_url) as proxy:      # or the `proxy` fixture in conftest.py
@@ -113,7 +113,7 @@ class FaultProxy:
     def fail(
         self, action: str, status: int, code: str, message: str, times: int | None = 1
     ) -> Rule:
-        """Answer the next `times` requests for action with an AWS error response."""
+        """Respond to the next `times` requests for action with an AWS error response."""
         return self.add_rule(action, error=(status, code, message), times=times)
 
     def actions(self) -> list[str]:

@@ -162,7 +162,7 @@ def test_exclusion_that_matches_no_user_refuses_the_run(iam, seeded, extra):
     assert document["Summary"] == {"planned": 3, "skipped": 2}
 
 
-def test_exclusion_that_matches_no_user_is_an_error_in_the_plan(iam, seeded):
+def test_unmatched_exclusion_errors_in_plan(iam, seeded):
     result = run("delete", "--all-users", "--older-than", "0", "--dry-run",
                  "--exclude-user", "nobody")
 

@@ -294,7 +294,7 @@ def test_code_asked_on_terminal(bob, session_proxy):
 
 @pytest.fixture
 def role_profile(iam, aws_environment):
-    """Profile `admin` assumes a role with MFA from profile `base`, which holds Bob's key."""
+    """Profile `admin` assumes a role with MFA from profile `base`, which contains Bob's key."""
     key = create_user_with_keys(iam, "Bob", 1)[0]
     (aws_environment / "credentials").write_text(
         f"[base]\naws_access_key_id = {key.access_key_id}\n"

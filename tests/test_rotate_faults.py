@@ -108,7 +108,7 @@ def test_verify_never_succeeds_rolls_back(iam, bob, credentials, proxy, state_di
     assert journal_files(state_dir) == []
 
 
-def test_verify_failure_after_spare_deleted_says_it_stays_deleted(iam, bob, credentials, proxy,
+def test_verify_failure_keeps_spare_deleted(iam, bob, credentials, proxy,
                                                                  state_dir):
     before = install(credentials, COMMENTS_INI, bob)
     spare = iam.create_access_key(UserName="Bob")["AccessKey"]["AccessKeyId"]

@@ -302,7 +302,7 @@ def test_retire_failure_names_rerun_command_for_user(iam, bob, proxy, tmp_path):
         in result.stderr
 
 
-def test_two_active_keys_after_keep_old_exit_5_at_once(iam, bob, proxy, tmp_path):
+def test_two_active_keys_exit_5_at_once(iam, bob, proxy, tmp_path):
     kept = run("rotate", "--user", "Bob", "--env-file", str(tmp_path / "bob.env"), "--keep-old")
     assert kept.exit_code == 0, kept.stderr
     [new_id] = other_key_ids(iam, bob.access_key_id)

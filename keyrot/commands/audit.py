@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from keyrot.commands.common import CommonOptions, common_options
+from keyrot.commands.common import CommonOptions, common_options, days_type
 from keyrot.commands.fleet_options import (
     OLDER_THAN_HELP,
     UNUSED_FOR_HELP,
@@ -21,9 +21,9 @@ KEY_ID_SCOPES = ("breaking", "all", "none")
 
 
 @click.command()
-@click.option("--older-than", type=click.IntRange(min=0), default=90, show_default=True,
+@click.option("--older-than", type=days_type(), default=90, show_default=True,
               metavar="DAYS", help=f"Policy limit on age: flag Active {OLDER_THAN_HELP}.")
-@click.option("--unused-for", type=click.IntRange(min=0), default=30, show_default=True,
+@click.option("--unused-for", type=days_type(), default=30, show_default=True,
               metavar="DAYS", help=f"Policy limit on idle time: flag Active {UNUSED_FOR_HELP}.")
 @click.option("--key-ids", "key_id_scope", type=click.Choice(KEY_ID_SCOPES), default="breaking",
               show_default=True,

@@ -101,8 +101,8 @@ class CommonOptions:
         return functools.partial(click.confirm, default=False, err=True)
 
     def code_prompter(self) -> Callable[[str], str] | None:
-        """Return a prompt for an MFA code on stderr that asks again for an invalid code, or None
-        when there is no terminal to ask on."""
+        """Return a prompt for an MFA code on stderr that repeats the question after an invalid
+        code, or None when there is no terminal to ask on."""
         if not sys.stdin.isatty():
             return None
         checked = functools.partial(_checked, check_mfa_code)

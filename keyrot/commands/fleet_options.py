@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from keyrot.commands.common import CommonOptions
+from keyrot.commands.common import CommonOptions, days_type, seconds_type
 
 if TYPE_CHECKING:
     from keyrot.errors import KeyrotError
@@ -95,7 +95,7 @@ def account_options(command: F) -> F:
     @click.option("--concurrency", type=click.IntRange(1, 10), default=DEFAULT_CONCURRENCY,
                   show_default=True, metavar="N", help="IAM requests in flight at once per "
                   "account.")
-    @click.option("--report-timeout", type=click.FloatRange(min=1), default=DEFAULT_REPORT_TIMEOUT,
+    @click.option("--report-timeout", type=seconds_type(minimum=1), default=DEFAULT_REPORT_TIMEOUT,
                   show_default=True, metavar="SECONDS",
                   help="Seconds to wait for IAM to generate the credential report.")
     @functools.wraps(command)
@@ -122,9 +122,9 @@ def bulk_options(command: F) -> F:
     @click.option("--all-users", is_flag=True,
                   help="Act on every user's keys that match --older-than or --unused-for; "
                   "shows the plan and asks first (or needs --yes without a terminal).")
-    @click.option("--older-than", type=click.IntRange(min=0), metavar="DAYS",
+    @click.option("--older-than", type=days_type(), metavar="DAYS",
                   help=f"With --all-users, select {OLDER_THAN_HELP}.")
-    @click.option("--unused-for", type=click.IntRange(min=0), metavar="DAYS",
+    @click.option("--unused-for", type=days_type(), metavar="DAYS",
                   help=f"With --all-users, select {UNUSED_FOR_HELP}.")
     @click.option("--exclude-user", "excluded_users", multiple=True, metavar="PATTERN",
                   help="With --all-users, leave the keys of users that match PATTERN alone: a "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from keyrot.commands.common import CommonOptions, common_options, user_option
+from keyrot.commands.common import CommonOptions, common_options, seconds_type, user_option
 from keyrot.completion import complete_access_key_ids, complete_profiles
 from keyrot.errors import InvalidInputError
 from keyrot.validation import check_access_key_id
@@ -45,7 +45,7 @@ DEFAULT_VERIFY_TIMEOUT = 60.0
               "lines in this file (written atomically, mode 0600).")
 @click.option("--show-secret", is_flag=True,
               help="Print the new secret access key on stdout.")
-@click.option("--verify-timeout", type=click.FloatRange(min=0), default=DEFAULT_VERIFY_TIMEOUT,
+@click.option("--verify-timeout", type=seconds_type(minimum=0), default=DEFAULT_VERIFY_TIMEOUT,
               show_default=True, metavar="SECONDS",
               help="How long to keep trying the new key with STS before rolling back.")
 @common_options
