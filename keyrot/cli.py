@@ -90,6 +90,8 @@ def _usage_message(error: click.UsageError) -> str:
         # Options such as --output belong to each command, not to the keyrot group.
         option = error.option_name
         return f"{message}; options go after the command name, as in: keyrot list {option} ..."
+    if context is not None and message.endswith((")", "?")):
+        return f"{message} See '{context.command_path} --help'."
     if context is not None:
         return f"{message}; see '{context.command_path} --help'"
     return message

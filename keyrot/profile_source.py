@@ -67,7 +67,8 @@ def refuse_temporary(profile: str, source: TemporarySource, has_static_key: bool
     if has_static_key:
         unused = (f" (its aws_access_key_id is never used: botocore takes {source.setting} "
                   "first)")
-    if source.source_profile:
+    # A profile that names itself as its source would send the user round in a circle.
+    if source.source_profile and source.source_profile != profile:
         way_out = (
             f"rotate the key of its source profile instead: keyrot rotate --profile "
             f"{source.source_profile}, or, as an administrator, keyrot rotate --user NAME"

@@ -547,3 +547,12 @@ def test_role_profiles_source_key_is_protected(iam, monkeypatch, aws_environment
     assert f"access key {alice.access_key_id} is the key this command is signed with" \
         in result.stderr
     assert key_status(iam, "alice") == {alice.access_key_id: "Active"}
+
+
+def test_misspelt_option_suggests_without_doubled_punctuation():
+    result = run("list", "--usr", "Bob")
+
+    assert result.exit_code == 2
+    assert "(Did you mean" in result.stderr
+    assert "?) See 'keyrot list --help'." in result.stderr
+    assert "?;" not in result.stderr
