@@ -549,7 +549,7 @@ def test_role_profiles_source_key_is_protected(iam, monkeypatch, aws_environment
     assert key_status(iam, "alice") == {alice.access_key_id: "Active"}
 
 
-def test_misspelt_option_suggests_without_doubled_punctuation():
+def test_misspelt_option_hint_punctuation():
     result = run("list", "--usr", "Bob")
 
     assert result.exit_code == 2
