@@ -8,6 +8,6 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-.venv/bin/ruff check keyrot tests scripts
+.venv/bin/ruff check keyrot tests scripts benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
