@@ -91,6 +91,11 @@ def _from_client_error(
     if code == "NoSuchEntity":
         if user_name is not None and user_name.lower() == "root":
             return NotFoundError(f"{summary}; {ROOT_USER_HINT}")
+        if user_name is not None:
+            return NotFoundError(
+                f"{summary}; check the spelling of {user_name!r} and that the profile is for the "
+                "right account (`keyrot audit` lists the account's users)"
+            )
         return NotFoundError(summary)
     if code in EXPIRED_CODES:
         return CredentialsError(

@@ -152,7 +152,8 @@ def test_unknown_user_exits_3():
     result = run("deactivate", "--user", "Nobody", "AKIAIOSFODNN7EXAMPLE")
 
     assert result.exit_code == 3
-    assert "Nobody" in result.stderr
+    assert "The user with name Nobody cannot be found (NoSuchEntity)" in result.stderr
+    assert "check the spelling of 'Nobody'" in result.stderr
     assert result.stdout == ""
 
 
