@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from keyrot.errors import NotFoundError
+from keyrot.fleet import key_fields
 from keyrot.fleet.accounts import AccountFailure
 from keyrot.fleet.policy import AGE_BANDS, OLDER_THAN, UNUSED_FOR, KeyPolicy, age_band, full_days
 from keyrot.fleet.progress import ProgressReporter
@@ -61,17 +62,8 @@ class AuditedKey:
         return BREAKS_POLICY if self.breaches else COMPLIANT
 
     def to_json(self) -> dict[str, Any]:
-        last_use = self.last_use or LastUse()
         return {
-            "Account": self.account,
-            "UserName": self.user_name,
-            "AccessKeyId": self.access_key_id,
-            "Status": self.status,
-            "CreateDate": iso_utc(self.create_date),
-            "LastUsedDate": iso_utc(last_use.date),
-            "LastUsedService": last_use.service,
-            "LastUsedRegion": last_use.region,
-            "AgeDays": self.age_days,
+            **key_fields(self),
             "State": self.state,
             "Breaches": list(self.breaches),
         }

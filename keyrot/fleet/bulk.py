@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from keyrot.errors import EXIT_INTERRUPTED, KeyrotError, NotFoundError
-from keyrot.fleet import counted
+from keyrot.fleet import counted, key_fields
 from keyrot.fleet.accounts import AccountFailure
 from keyrot.fleet.policy import UNUSED_FOR, KeyPolicy, full_days
 from keyrot.fleet.progress import ProgressReporter
@@ -75,17 +75,8 @@ class BulkKey:
         return f"{self.access_key_id or 'a key'} of {self.user_name} in account {self.account}"
 
     def to_json(self) -> dict[str, Any]:
-        last_use = self.last_use or LastUse()
         return {
-            "Account": self.account,
-            "UserName": self.user_name,
-            "AccessKeyId": self.access_key_id,
-            "Status": self.status,
-            "CreateDate": iso_utc(self.create_date),
-            "LastUsedDate": iso_utc(last_use.date),
-            "LastUsedService": last_use.service,
-            "LastUsedRegion": last_use.region,
-            "AgeDays": self.age_days,
+            **key_fields(self),
             "Breaches": list(self.breaches),
             "Result": self.result,
             "Detail": self.detail,
