@@ -3,8 +3,8 @@
 A rotation records its intent before CreateAccessKey, and the new key's ID and secret the moment
 CreateAccessKey returns. A run killed after that point loses no secret, and the next run for the
 same profile or user reads the journal and finishes or rolls back the job. A run killed while
-CreateAccessKey is in flight leaves only the intent; if IAM did create the key, its secret never
-reached keyrot, and the next run names that key for deletion by hand.
+CreateAccessKey is in flight leaves only the intent. If IAM did create the key, its secret never
+reached keyrot, so the next run names that key for deletion by hand.
 
 Journals live in KEYROT_STATE_DIR, else $XDG_STATE_HOME/keyrot, else ~/.local/state/keyrot. Each
 is a JSON file of mode 0600 in a folder of mode 0700, replaced atomically on every write.
@@ -35,7 +35,7 @@ Stage = Literal["creating", "created"]
 class Journal:
     """One rotation in progress.
 
-    Stage "creating" is written before CreateAccessKey, with the key IDs the user had; stage
+    Stage "creating" is written before CreateAccessKey, with the key IDs the user had. Stage
     "created" adds the new key, written before anything else happens to it.
     """
 

@@ -156,7 +156,7 @@ def test_audit_table_output(seeded):
     assert "Policy: old = older-than (as in JSON and text output)" in result.stdout
 
 
-def test_audit_table_has_no_caption_when_no_key_breaks_the_policy(seeded):
+def test_audit_table_caption_only_on_breach(seeded):
     result = run("audit", "--older-than", "1000", "--unused-for", "1000")
 
     assert result.exit_code == 0, result.stderr
@@ -347,7 +347,7 @@ def test_audit_skips_account_without_role(moto_server, proxy):
             "does not trust the caller arn:aws:sts::123456789012:user/moto") in result.stderr
 
 
-def test_audit_of_one_unassumable_account_counts_it_in_the_singular(moto_server, proxy):
+def test_unassumable_account_counted_singular(moto_server, proxy):
     proxy.add_rule("AssumeRole", times=None, error=(403, "AccessDenied", "not authorized"))
 
     result = run("audit", "--accounts", OTHER_ACCOUNT, "--role-name", ROLE_NAME)
@@ -368,7 +368,7 @@ def test_one_breaking_key_is_counted_in_the_singular(iam, proxy):
     ]
 
 
-def test_audit_warns_of_a_report_over_an_hour_old(seeded, proxy):
+def test_audit_warns_of_old_report(seeded, proxy):
     generated = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2, minutes=1)
     proxy.add_rule("GetCredentialReport", rewrite=generated_time_rewrite(generated))
 

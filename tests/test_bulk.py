@@ -387,7 +387,7 @@ def test_unassumable_account_is_skipped(moto_server, proxy):
     assert statuses(iam_other, "Olga") == {olga[0].access_key_id: "Inactive"}
 
 
-def test_exclusion_is_not_blamed_when_no_account_could_be_read(moto_server, proxy):
+def test_unread_accounts_not_blamed_on_exclusion(moto_server, proxy):
     proxy.add_rule("AssumeRole", times=None, error=(403, "AccessDenied", "not authorized"))
 
     result = run("deactivate", "--all-users", "--older-than", "0", "--yes",
@@ -410,7 +410,7 @@ def test_table_shows_account_column(moto_server):
     assert re.search(rf"{OTHER_ACCOUNT}\s+Olga", result.stdout)
 
 
-def test_table_caption_names_the_short_limit_labels_at_80_columns(moto_server, monkeypatch):
+def test_caption_explains_short_labels(moto_server, monkeypatch):
     create_user_with_keys(account_iam(moto_server.url, OTHER_ACCOUNT), "Olga", 1)
     monkeypatch.setenv("COLUMNS", "80")
 

@@ -99,7 +99,8 @@ def test_verify_never_succeeds_rolls_back(iam, bob, credentials, proxy, state_di
     assert result.exit_code == 5
     assert "IAM did not accept the new key " in result.stderr
     assert "within --verify-timeout 1 seconds" in result.stderr
-    assert "last answer: " in result.stderr and "InvalidClientTokenId" in result.stderr
+    assert "last answer: " in result.stderr
+    assert "InvalidClientTokenId" in result.stderr
     assert "check --profile" not in result.stderr
     assert "was deleted again" in result.stderr
     assert result.stderr.rstrip().endswith("; try a longer --verify-timeout")
