@@ -26,7 +26,7 @@ from common import (
     time_command,
 )
 
-# The least any boto3-based tool can do: start Python, import boto3, create an IAM client and
+# The minimum work of any boto3-based tool: start Python, import boto3, create an IAM client and
 # send one UpdateAccessKey.
 BOTO3_FLOOR = (
     "import boto3; boto3.client('iam').update_access_key("

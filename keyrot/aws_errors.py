@@ -58,7 +58,7 @@ def translated(
     """Run the block, re-raising any botocore failure as the KeyrotError for its exit status.
 
     action names what was being done, such as "list access keys of user Bob", and starts every
-    message. denied_hint names another cause of an access-denied answer besides a missing
+    message. denied_hint names another cause of an access-denied error besides a missing
     permission, such as a role's trust policy.
     """
     try:
@@ -68,7 +68,7 @@ def translated(
     except boto_errors.BotoCoreError as error:
         raise _from_botocore_error(action, error) from None
     except (ResponseParserError, KeyError):
-        # The endpoint answered with something other than an AWS API response, such as an HTML
+        # The endpoint returned something other than an AWS API response, such as an HTML
         # page: botocore raises its parser error (not a BotoCoreError) for invalid XML, and
         # well-formed XML of the wrong shape surfaces as a missing key in the parsed response.
         raise AwsRequestError(

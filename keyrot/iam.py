@@ -281,7 +281,7 @@ def _source_profile_key(session: boto3.Session) -> str | None:
 def _check_partition(session: boto3.Session, region: str) -> None:
     """Raise InvalidInputError unless an AWS partition lists region or matches its pattern.
 
-    botocore accepts any well-formed name, and IAM's global endpoint then answers for a typo
+    botocore accepts any well-formed name, and IAM's global endpoint then accepts a typo
     such as us-east-1x, so the check uses botocore's own partition data instead.
     """
     loader = session._session.get_component("data_loader")

@@ -104,7 +104,7 @@ def resolve_subject(service: IamService, user_name: str | None) -> Subject:
     caller = service.caller()
     if caller.user_name is None and not caller.is_root:
         # An assumed role or a federated session has no access keys of its own, and IAM would
-        # answer with a confusing NoSuchEntity for the session's temporary key.
+        # return a confusing NoSuchEntity for the session's temporary key.
         raise InvalidInputError(
             f"the caller {caller.arn} is not an IAM user, so it has no access keys of its own; "
             "pass --user NAME to name the user whose keys to act on"

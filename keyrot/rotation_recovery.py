@@ -2,9 +2,9 @@
 
 The journal records how far the earlier run got. If the destination already contains the new key,
 the job is finished: the old key is retired as planned. Otherwise the new key is deleted again and
-the run goes on with a fresh rotation. That is always safe: the new key's secret exists only in
-the journal and the destination, so a key missing from the destination cannot be in use, and the
-old key is retired only after the save, so it is still in place. This holds for a destination
+the run goes on with a fresh rotation. That is always safe. The new key's secret exists only in
+the journal and the destination, so a key missing from the destination cannot be in use. The old
+key is retired only after the save, so it is still in place. This holds for a destination
 that did not exist before the rotation too. A dry run reports which of the two a real run would
 do, changing nothing, and plans as if it had been done.
 """

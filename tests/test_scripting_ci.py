@@ -145,7 +145,7 @@ def test_failed_handoff_keeps_old_key(iam, gh_store, ci_key):
     assert list(gh_store.iterdir()) == []
 
 
-def test_half_stored_handoff_keeps_both_keys_and_undo_works(iam, moto_server, gh_store, ci_key):
+def test_half_stored_handoff_keeps_both_keys(iam, moto_server, gh_store, ci_key):
     (gh_store / "AWS_ACCESS_KEY_ID").write_text(ci_key.access_key_id)
     (gh_store / "AWS_SECRET_ACCESS_KEY").write_text(ci_key.secret_access_key)
 
